@@ -1,0 +1,60 @@
+# hipaug: two commands do all set-up on a fresh machine.
+#   make book   -> .venv (if missing or stale) + execute notebooks (PROFILE) + Jupyter Book HTML
+#   make test   -> .venv (if missing or stale) + unit tests + nbval + smoke-book checks
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.hipaug-installed
+PROFILE ?= default
+ARTIFACTS ?= artifacts
+export HIPAUG_ARTIFACTS := $(abspath $(ARTIFACTS))
+
+.PHONY: venv test test-fast test-slow book book-smoke nbval-refs bench contact-sheet clean help
+
+help:
+	@echo "make book [PROFILE=default|smoke|paper]   build the Jupyter Book into _build/html"
+	@echo "make test                                 unit tests, nbval regression, smoke-book checks"
+	@echo "make test-slow                            slow regression tests (AC-GAN digits conditioning)"
+	@echo "make nbval-refs                           regenerate tests/notebooks (smoke profile)"
+	@echo "make bench                                benchmarks -> benchmarks/results/"
+
+# The venv is rebuilt whenever pyproject.toml changes (the stamp stores its hash).
+$(STAMP): pyproject.toml
+	@set -e; want=$$(sha256sum pyproject.toml | cut -d' ' -f1); \
+	if [ -x $(PY) ] && [ -f $(STAMP) ] && [ "$$(cat $(STAMP))" = "$$want" ]; then touch $(STAMP); exit 0; fi; \
+	echo "[hipaug] creating $(VENV) with $(PYTHON) (pinned torch==2.14.1, torchvision==0.29.1)"; \
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV); \
+	$(PY) -m pip install --quiet --upgrade pip 2>/dev/null || true; \
+	$(PY) -m pip install --quiet --progress-bar off -e '.[test]'; \
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (hipaug)" >/dev/null; \
+	echo "$$want" > $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	HIPAUG_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider tests
+
+test-fast: $(STAMP)
+	HIPAUG_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider -m "not slow and not book and not nbval" tests
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider -m slow tests --run-slow
+
+book: $(STAMP)
+	$(PY) -m hipaug.book --profile $(PROFILE)
+
+book-smoke:
+	$(MAKE) book PROFILE=smoke
+
+nbval-refs: $(STAMP)
+	$(PY) -m hipaug.book --profile smoke --nbval-refs tests/notebooks
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+contact-sheet: $(STAMP)
+	$(PY) scripts/contact_sheet.py
+
+clean:
+	rm -rf _build build artifacts

@@ -1,0 +1,163 @@
+"""The `hipaug` command line: thin argument parsing over the library.
+
+Every command is `main(argv) -> int`; user errors print one line `hipaug: error: ...`
+and return 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import HipaugError
+
+
+def _add_seed(p: argparse.ArgumentParser, default: int | None = 0) -> None:
+    p.add_argument("--seed", type=int, default=default, help="the one seed for every random source (default: %(default)s)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="hipaug", description="Reproduce Lin & Chung (TAAI 2019): AC-GAN augmentation, "
+                                 "VGG-16 realism filter, transfer learning for hip-fracture detection.")
+    ap.add_argument("--version", action="version", version=f"hipaug {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ph = sub.add_parser("phantom", help="render phantom radiographs into a dataset folder")
+    phs = ph.add_subparsers(dest="kind", required=True, metavar="KIND")
+    pl = phs.add_parser("limb", help="limb radiographs (part x fracture classes)")
+    pl.add_argument("--out", required=True, type=Path, help="output dataset folder")
+    pl.add_argument("--per-class", type=int, default=150, help="images per class (default: %(default)s)")
+    pl.add_argument("--labels", default="part+fracture", choices=["part", "fracture", "part+fracture"], help="class scheme")
+    pl.add_argument("--image-size", type=int, default=64, help="32, 64, 128 or 256 (default: %(default)s)")
+    _add_seed(pl)
+    pp = phs.add_parser("pelvic", help="AP pelvis radiographs, fracture vs normal")
+    pp.add_argument("--out", required=True, type=Path, help="output dataset folder")
+    pp.add_argument("--n", type=int, default=400, help="number of images (default: %(default)s)")
+    pp.add_argument("--fracture-rate", type=float, default=0.5, help="share with a hip fracture (default: %(default)s)")
+    pp.add_argument("--difficulty", type=float, default=1.0, help="fracture conspicuity knob (default: %(default)s)")
+    pp.add_argument("--image-size", type=int, default=64, help="32, 64, 128 or 256 (default: %(default)s)")
+    _add_seed(pp)
+
+    da = sub.add_parser("data", help="inspect dataset folders")
+    das = da.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dc = das.add_parser("check", help="print the dataset card; exit 2 naming the first problem")
+    dc.add_argument("dir", type=Path, help="dataset folder (class sub-folders or manifest.csv)")
+    dc.add_argument("--image-size", type=int, default=64, help="size the images are decoded to (default: %(default)s)")
+
+    tg = sub.add_parser("train-gan", help="train the AC-GAN on a dataset folder")
+    tg.add_argument("--data", required=True, type=Path, help="training dataset folder")
+    tg.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, history, samples)")
+    tg.add_argument("--profile", default="default", help="profile whose acgan settings are the defaults")
+    tg.add_argument("--image-size", type=int, help="32, 64, 128 or 256")
+    tg.add_argument("--steps", type=int, help="generator steps")
+    tg.add_argument("--batch-size", type=int, help="batch size")
+    tg.add_argument("--device", default=None, help="auto | cpu | cuda")
+    tg.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    _add_seed(tg)
+
+    sa = sub.add_parser("sample", help="sample a trained AC-GAN into a dataset folder")
+    sa.add_argument("--run", required=True, type=Path, help="AC-GAN run folder")
+    sa.add_argument("--out", required=True, type=Path, help="output dataset folder (class names = training classes)")
+    sa.add_argument("--per-class", required=True, type=int, help="images per class")
+    _add_seed(sa)
+
+    tc = sub.add_parser("train-classifier", help="train the VGG-16 classifier (the realism filter) on a dataset folder")
+    tc.add_argument("--data", required=True, type=Path, help="real dataset folder")
+    tc.add_argument("--out", required=True, type=Path, help="classifier run folder")
+    tc.add_argument("--profile", default="default", help="profile whose arch and filter_train settings are used")
+    tc.add_argument("--image-size", type=int, help="32, 64, 128 or 256")
+    tc.add_argument("--epochs", type=int, help="maximum epochs")
+    tc.add_argument("--device", default=None, help="auto | cpu | cuda")
+    _add_seed(tc)
+
+    fi = sub.add_parser("filter", help="keep the synthetic images the classifier finds realistic")
+    fi.add_argument("--classifier", required=True, type=Path, help="classifier run folder (train-classifier)")
+    fi.add_argument("--synthetic", required=True, type=Path, help="synthetic dataset folder (sample)")
+    fi.add_argument("--out", required=True, type=Path, help="selected dataset folder (with scores.csv)")
+    g = fi.add_mutually_exclusive_group()
+    g.add_argument("--threshold", type=float, help="keep if P(generated class) >= T (default 0.9)")
+    g.add_argument("--top-k", type=int, help="keep the K best-scored images per class")
+
+    rp = sub.add_parser("reproduce", help="run the whole pipeline and write the Table VIII analogue")
+    rp.add_argument("--profile", default="default", help="smoke | default | paper | path to a YAML profile")
+    rp.add_argument("--limb-dir", type=Path, help="real limb dataset folder (default: phantoms)")
+    rp.add_argument("--pelvic-dir", type=Path, help="real pelvic dataset folder (default: phantoms)")
+    rp.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: %(default)s)")
+    rp.add_argument("--artifacts", type=Path, help="artifact cache (default: $HIPAUG_ARTIFACTS or ./artifacts)")
+    rp.add_argument("--device", default=None, help="auto | cpu | cuda (bf16 autocast on CUDA)")
+    _add_seed(rp, default=None)
+
+    li = sub.add_parser("literature", help="import Zotero/Obsidian notes as MyST pages and BibTeX")
+    li.add_argument("note", nargs="?", type=Path, help="one note (.md)")
+    li.add_argument("--out", type=Path, help="output page (.md) or, with --vault, output folder")
+    li.add_argument("--vault", type=Path, help="vault (notes in DIR/sources/) or a folder of notes")
+    li.add_argument("--vault-root", type=Path, help="folder embedded image paths are relative to")
+    li.add_argument("--bib", action="store_true", help="print the BibTeX entry of NOTE")
+
+    cl = sub.add_parser("claims", help="evaluate the claims ledger on a results store")
+    cl.add_argument("--results", required=True, type=Path, help="results store written by the notebooks/reproduce")
+    cl.add_argument("--ledger", type=Path, default=None, help="claims ledger YAML (default: book/claims.yml)")
+    cl.add_argument("--note", type=Path, default=None, help="the annotated note the ledger refers to")
+
+    sub.add_parser("profiles", help="list the built-in profiles")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code or 0)
+    try:
+        return int(_dispatch(args) or 0)
+    except HipaugError as exc:
+        print(f"hipaug: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hipaug: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    cmd = args.command
+    if cmd == "phantom":
+        from . import phantoms
+
+        if args.kind == "limb":
+            out = phantoms.write_limb_dataset(args.out, per_class=args.per_class, image_size=args.image_size,
+                                              seed=args.seed, labels=args.labels)
+        else:
+            out = phantoms.write_pelvic_dataset(args.out, n=args.n, fracture_rate=args.fracture_rate,
+                                                image_size=args.image_size, seed=args.seed, difficulty=args.difficulty)
+        print(f"wrote {out}")
+        return 0
+    if cmd == "data":
+        from .data import check_dataset
+
+        print(check_dataset(args.dir, image_size=args.image_size).to_text())
+        return 0
+    if cmd == "profiles":
+        from .config import list_profiles
+
+        print("\n".join(list_profiles()))
+        return 0
+    if cmd in ("train-gan", "sample", "train-classifier", "filter", "reproduce"):
+        from . import pipeline
+
+        return getattr(pipeline, "cli_" + cmd.replace("-", "_"))(args)
+    if cmd == "literature":
+        from . import literature
+
+        return literature.run(note=args.note, out=args.out, vault=args.vault, vault_root=args.vault_root, bib=args.bib)
+    if cmd == "claims":
+        from . import claims
+
+        return claims.cli(results=args.results, ledger=args.ledger, note=args.note)
+    raise AssertionError(cmd)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""Run configuration: frozen dataclasses and the named profiles (smoke, default, paper).
+
+A profile fixes every choice the pipeline makes. The paper leaves most of them unknown
+(limb classes and counts, resolutions, the AC-GAN architecture, the selection rule, the
+fine-tuning protocol); each such field says so in its comment, and the book's
+reproducibility page lists them. Profiles live in `hipaug/profiles/<name>.yaml`; a user may
+also pass the path of a YAML file of their own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .utils import check_image_size
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
+CONDITIONS = ("scratch", "classic", "without_gan", "with_gan", "unfiltered_gan")
+PAPER_CONDITIONS = ("without_gan", "with_gan")
+
+
+@dataclass(frozen=True)
+class PhantomSpec:
+    """How many phantom radiographs to render when no real folder is given."""
+
+    limb_per_class: int = 150  # limb images per class (paper: unknown, private data)
+    limb_labels: str = "part+fracture"  # limb class scheme: part | fracture | part+fracture
+    pelvic_n: int = 400  # pelvic radiographs (paper: unknown count)
+    fracture_rate: float = 0.5  # share of pelvic images with a hip fracture
+    difficulty: float = 1.0  # pelvic fracture conspicuity knob (1.0 = calibrated default)
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """The VGG-16 used everywhere (filter, pre-training, fine-tuning)."""
+
+    width: float = 0.25  # channel multiplier of configuration D (paper: full VGG-16, width 1)
+    fc_width: int = 256  # units in the two hidden FC layers (torchvision: 4096)
+    batch_norm: bool = True  # vgg16_bn variant: narrow VGGs train unreliably from scratch without BN
+    dropout: float = 0.5  # dropout in the FC layers, as in VGG
+    pretrained: str = "never"  # ImageNet weights: never | auto (only if in the local torch cache)
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    """The realism filter: how many synthetic images to draw and which to keep."""
+
+    synthetic_per_class: int = 150  # AC-GAN samples drawn per limb class (paper: unknown)
+    threshold: float = 0.9  # keep if P(generated class) >= threshold (paper's rule unknown)
+    top_k: int | None = None  # alternatively keep the k best per class (overrides threshold)
+
+
+@dataclass(frozen=True)
+class TransferSpec:
+    """Transfer learning and the Table VIII protocol."""
+
+    conditions: tuple[str, ...] = CONDITIONS  # pre-training conditions compared on the same folds
+    k_folds: int = 5  # stratified patient-level folds on the pelvic set (paper: five-fold CV)
+    repeats: int = 1  # repeated seeds of the whole CV (paper: one run)
+    freeze_blocks: int = 0  # conv blocks frozen while fine-tuning (paper: unknown)
+    positive_class: str = "fracture"  # pelvic class treated as positive
+
+
+@dataclass(frozen=True)
+class QualitySpec:
+    """GAN quality measures and statistics."""
+
+    pr_k: int = 3  # k of the k-NN manifolds for improved precision/recall
+    n_boot: int = 5000  # bootstrap resamples for CIs of mean differences
+    alpha: float = 0.05  # significance level of the paired tests
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every setting of a full run of the pipeline."""
+
+    name: str  # profile name (smoke | default | paper | a user's file)
+    image_size: int  # side of the square images everywhere (paper: unknown; VGG's native 224)
+    seed: int  # the one seed every random source derives from
+    device: str  # auto | cpu | cuda
+    phantom: PhantomSpec  # phantom data sizes (ignored for real folders)
+    arch: ArchSpec  # VGG-16 architecture shared by all classifiers
+    acgan: Any  # hipaug.acgan.ACGANConfig
+    filter_train: Any  # hipaug.vgg.TrainConfig for the realism filter classifier
+    filter: FilterSpec  # the selection rule
+    pretrain: Any  # hipaug.vgg.TrainConfig for limb pre-training (all conditions)
+    finetune: Any  # hipaug.vgg.TrainConfig for pelvic fine-tuning (all conditions)
+    transfer: TransferSpec  # conditions and folds
+    quality: QualitySpec = field(default_factory=QualitySpec)  # evaluation settings
+
+    def replace(self, **changes: Any) -> "Profile":
+        """Return a copy with top-level fields replaced."""
+        return dataclasses.replace(self, **changes)
+
+
+def list_profiles() -> list[str]:
+    """Names of the built-in profiles."""
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def _build(cls: type, section: str, values: Any) -> Any:
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"profile section '{section}' must be a mapping, got {type(values).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown key '{section}.{unknown[0]}' in profile (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            continue
+        v = values[f.name]
+        if isinstance(v, list):
+            v = tuple(v)
+        kwargs[f.name] = v
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"profile section '{section}': {exc}") from None
+
+
+def load_profile(name_or_path: str | Path, **overrides: Any) -> Profile:
+    """Load a built-in profile by name or a YAML file by path; `overrides` replace top-level values."""
+    from .acgan import ACGANConfig
+    from .vgg import TrainConfig
+    from .augment import AugmentConfig
+
+    path = Path(name_or_path)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        path = PROFILE_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"unknown profile '{name_or_path}' (built-in: {', '.join(list_profiles())}; or give a .yaml path)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    known = {"name", "image_size", "seed", "device", "phantom", "arch", "acgan", "filter_train", "filter",
+             "pretrain", "finetune", "transfer", "quality"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown profile key '{unknown[0]}'")
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    image_size = check_image_size(raw.get("image_size", 64))
+    device = str(raw.get("device", "auto"))
+
+    def train_cfg(section: str) -> Any:
+        values = dict(raw.get(section) or {})
+        if isinstance(values.get("augment"), dict):
+            values["augment"] = _build(AugmentConfig, f"{section}.augment", values["augment"])
+        values.setdefault("device", device)
+        return _build(TrainConfig, section, values)
+
+    acgan = dict(raw.get("acgan") or {})
+    acgan.setdefault("image_size", image_size)
+    acgan.setdefault("device", device)
+    if acgan["image_size"] != image_size:
+        raise ConfigError(f"acgan.image_size={acgan['image_size']} differs from image_size={image_size}")
+    profile = Profile(
+        name=str(raw.get("name", path.stem)),
+        image_size=image_size,
+        seed=int(raw.get("seed", 0)),
+        device=device,
+        phantom=_build(PhantomSpec, "phantom", raw.get("phantom")),
+        arch=_build(ArchSpec, "arch", raw.get("arch")),
+        acgan=_build(ACGANConfig, "acgan", acgan),
+        filter_train=train_cfg("filter_train"),
+        filter=_build(FilterSpec, "filter", raw.get("filter")),
+        pretrain=train_cfg("pretrain"),
+        finetune=train_cfg("finetune"),
+        transfer=_build(TransferSpec, "transfer", raw.get("transfer")),
+        quality=_build(QualitySpec, "quality", raw.get("quality")),
+    )
+    validate(profile)
+    return profile
+
+
+def validate(p: Profile) -> None:
+    """Check cross-field constraints; raise ConfigError naming the field."""
+    if not 0.0 <= p.filter.threshold <= 1.0:
+        raise ConfigError(f"filter.threshold={p.filter.threshold} must be in [0, 1]")
+    if p.filter.top_k is not None and p.filter.top_k < 1:
+        raise ConfigError(f"filter.top_k={p.filter.top_k} must be >= 1")
+    bad = [c for c in p.transfer.conditions if c not in CONDITIONS]
+    if bad:
+        raise ConfigError(f"transfer.conditions: unknown condition '{bad[0]}' (known: {', '.join(CONDITIONS)})")
+    if p.transfer.k_folds < 2:
+        raise ConfigError(f"transfer.k_folds={p.transfer.k_folds} must be >= 2")
+    if p.arch.pretrained not in ("never", "auto", "require"):
+        raise ConfigError(f"arch.pretrained={p.arch.pretrained!r} must be never, auto or require")
+    if not 0.0 < p.phantom.fracture_rate < 1.0:
+        raise ConfigError(f"phantom.fracture_rate={p.phantom.fracture_rate} must be in (0, 1)")
