@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="[hipaug] %(message)s", stream=sys.stderr)
     try:
         return int(_dispatch(args) or 0)
     except HipaugError as exc:

@@ -76,6 +76,14 @@ class QualitySpec:
 
 
 @dataclass(frozen=True)
+class AblationSpec:
+    """Beyond the paper: other selection rules for the with-GAN condition."""
+
+    thresholds: tuple[float, ...] = (0.5, 0.99)  # alternative acceptance thresholds
+    top_k: tuple[int, ...] = ()  # keep the k best per class (varies the number of synthetic images)
+
+
+@dataclass(frozen=True)
 class Profile:
     """Every setting of a full run of the pipeline."""
 
@@ -92,6 +100,7 @@ class Profile:
     finetune: Any  # hipaug.vgg.TrainConfig for pelvic fine-tuning (all conditions)
     transfer: TransferSpec  # conditions and folds
     quality: QualitySpec = field(default_factory=QualitySpec)  # evaluation settings
+    ablation: AblationSpec = field(default_factory=AblationSpec)  # the ablations of chapter 6
 
     def replace(self, **changes: Any) -> "Profile":
         """Return a copy with top-level fields replaced."""
@@ -144,7 +153,7 @@ def load_profile(name_or_path: str | Path, **overrides: Any) -> Profile:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     known = {"name", "image_size", "seed", "device", "phantom", "arch", "acgan", "filter_train", "filter",
-             "pretrain", "finetune", "transfer", "quality"}
+             "pretrain", "finetune", "transfer", "quality", "ablation"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown profile key '{unknown[0]}'")
@@ -178,6 +187,7 @@ def load_profile(name_or_path: str | Path, **overrides: Any) -> Profile:
         finetune=train_cfg("finetune"),
         transfer=_build(TransferSpec, "transfer", raw.get("transfer")),
         quality=_build(QualitySpec, "quality", raw.get("quality")),
+        ablation=_build(AblationSpec, "ablation", raw.get("ablation")),
     )
     validate(profile)
     return profile
@@ -196,5 +206,8 @@ def validate(p: Profile) -> None:
         raise ConfigError(f"transfer.k_folds={p.transfer.k_folds} must be >= 2")
     if p.arch.pretrained not in ("never", "auto", "require"):
         raise ConfigError(f"arch.pretrained={p.arch.pretrained!r} must be never, auto or require")
+    for t in p.ablation.thresholds:
+        if not 0.0 <= t <= 1.0:
+            raise ConfigError(f"ablation.thresholds: {t} must be in [0, 1]")
     if not 0.0 < p.phantom.fracture_rate < 1.0:
         raise ConfigError(f"phantom.fracture_rate={p.phantom.fracture_rate} must be in (0, 1)")

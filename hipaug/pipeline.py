@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import platform
 import sys
 import time
@@ -42,9 +43,12 @@ def derive_seed(seed: int, name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:4], "little") & 0x7FFFFFFF
 
 
+log = logging.getLogger("hipaug")
+
+
 def _log(msg: str) -> None:
     PROGRESS_LOG.append(msg)
-    print(f"[hipaug] {msg}", file=sys.stderr, flush=True)
+    log.info(msg)
 
 
 def default_results_root() -> Path:
@@ -71,6 +75,7 @@ class Pipeline:
         self.pelvic_dir = self._check_dir(pelvic_dir, "pelvic_dir")
         self.artifacts = Path(artifacts) if artifacts is not None else default_root()
         self._results_root = Path(results) if results is not None else default_results_root()
+        self._finetune_dirs: dict[tuple, Path] = {}
         deterministic(True)
         torch.set_num_threads(max(1, torch.get_num_threads()))
 
@@ -271,24 +276,46 @@ class Pipeline:
     def condition_folds(self, condition: str, threshold: float | None = None, top_k: int | None = None,
                         repeat: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Per-fold metrics and per-image predictions of one condition (cached)."""
-        from .transfer import finetune_folds, make_folds
+        from .transfer import finetune_folds
 
         model, pre_key = self.pretrained(condition, threshold, top_k)
         t = self.profile.transfer
         seed = self.sub_seed(f"finetune-{repeat}")
-        folds = make_folds(self.pelvic, t.k_folds, seed=self.sub_seed(f"folds-{repeat}"))
+        folds = self.folds_for(repeat)
         spec = {"condition": condition, "pretrained": pre_key, "finetune": self.profile.finetune,
                 "arch": self.profile.arch, "pelvic": self.pelvic.fingerprint, "k": t.k_folds, "repeat": repeat,
                 "freeze_blocks": t.freeze_blocks, "positive": t.positive_class, "seed": seed}
 
         def build(out: Path) -> None:
-            df, preds = finetune_folds(condition, model, self.pelvic, self.profile.arch, self.profile.finetune, folds,
-                                       t.positive_class, seed, freeze_blocks=t.freeze_blocks, repeat=repeat)
+            from .vgg import save_model
+
+            df, preds, kept = finetune_folds(condition, model, self.pelvic, self.profile.arch, self.profile.finetune,
+                                             folds, t.positive_class, seed, freeze_blocks=t.freeze_blocks, repeat=repeat)
             atomic_write_text(out / "folds.csv", df.to_csv(index=False))
             atomic_write_text(out / "predictions.csv", preds.to_csv(index=False))
+            save_model(kept, out / "model_fold0.pt", {"class_names": list(self.pelvic.class_names), "fold": 0})
 
         art = self.step("finetune", spec, build)
-        return pd.read_csv(art.path / "folds.csv"), pd.read_csv(art.path / "predictions.csv")
+        self._finetune_dirs[(condition, threshold, top_k, repeat)] = art.path
+        folds_df = pd.read_csv(art.path / "folds.csv")
+        if threshold is not None or top_k is not None:
+            folds_df = folds_df.assign(threshold=threshold, top_k=top_k)
+        return folds_df, pd.read_csv(art.path / "predictions.csv")
+
+    def fold_model(self, condition: str, threshold: float | None = None, top_k: int | None = None):
+        """The fine-tuned pelvic model of fold 0 of a condition (for Grad-CAM)."""
+        from .vgg import load_model
+
+        key = (condition, threshold, top_k, 0)
+        if key not in self._finetune_dirs:
+            self.condition_folds(condition, threshold, top_k)
+        return load_model(self._finetune_dirs[key] / "model_fold0.pt")
+
+    def folds_for(self, repeat: int = 0):
+        """The patient-level folds shared by every condition."""
+        from .transfer import make_folds
+
+        return make_folds(self.pelvic, self.profile.transfer.k_folds, seed=self.sub_seed(f"folds-{repeat}"))
 
     def table8(self, conditions: tuple[str, ...] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Folds and predictions of every condition (all repeats), recorded in the results store."""
@@ -305,7 +332,7 @@ class Pipeline:
         from .evaluate import METRICS, paired_tests, summarize
         from .paper import paper_table8
 
-        folds, _ = self.table8()
+        folds, preds = self.table8()
         q = self.profile.quality
         summary = summarize(folds, METRICS)
         tests = []
@@ -313,11 +340,109 @@ class Pipeline:
                      ("without_gan", "scratch"), ("with_gan", "unfiltered_gan")):
             if {a, b} <= set(folds["condition"]):
                 t = paired_tests(folds, a, b, METRICS, n_boot=q.n_boot, seed=self.seed, alpha=q.alpha)
-                tests.append(t)
+                tests.append(t.reset_index())
         tests = pd.concat(tests, ignore_index=True) if tests else pd.DataFrame()
-        self.record("table8_summary", summary.reset_index() if "condition" not in summary.columns else summary)
+        flat = summary.copy()
+        flat.columns = [f"{m}_{s}" for m, s in flat.columns]
+        self.record("table8_summary", flat.reset_index())
         self.record("paired_tests", tests)
-        return {"folds": folds, "summary": summary, "tests": tests, "paper": paper_table8()}
+        return {"folds": folds, "predictions": preds, "summary": summary, "tests": tests, "paper": paper_table8()}
+
+
+    # ------------------------------------------------------------ beyond the paper
+    def ablations(self) -> pd.DataFrame:
+        """with_gan under other selection rules (thresholds, top-k), per fold, with the rule in columns."""
+        a = self.profile.ablation
+        parts = [self.condition_folds("with_gan", threshold=t)[0] for t in a.thresholds]
+        parts += [self.condition_folds("with_gan", top_k=k)[0] for k in a.top_k]
+        df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        if not df.empty:
+            df["rule"] = [f"top-{int(k)}" if pd.notna(k) else f"p>={t:g}"
+                          for t, k in zip(df.get("threshold", [None] * len(df)), df.get("top_k", [None] * len(df)))]
+            n_sel = {f"p>={t:g}": len(self.filtered(threshold=t).selected) for t in a.thresholds}
+            n_sel.update({f"top-{k}": len(self.filtered(top_k=k).selected) for k in a.top_k})
+            df["n_synthetic"] = df["rule"].map(n_sel)
+            self.record("ablation_folds", df)
+        return df
+
+    @cached_property
+    def features(self) -> dict[str, np.ndarray]:
+        """Penultimate-layer features of the limb filter VGG for real and synthetic images."""
+        from .vgg import extract_features
+
+        model, _, art = self.limb_classifier
+        train, val = self.limb_split
+        spec = {"classifier": art.key, "train": train.fingerprint, "val": val.fingerprint,
+                "synthetic": self.synthetic.fingerprint}
+
+        def build(out: Path) -> None:
+            for name, ds in (("train", train), ("val", val), ("synthetic", self.synthetic)):
+                np.save(out / f"{name}.npy", extract_features(model, ds.images, device=self.profile.filter_train.device))
+
+        path = self.step("features", spec, build).path
+        return {n: np.load(path / f"{n}.npy") for n in ("train", "val", "synthetic")}
+
+    def gan_train_accuracy(self, which: str = "filtered") -> float:
+        """GAN-train (Shmelkov et al. 2018): train on synthetic images only, test on real validation images."""
+        from .data import patient_split
+        from .vgg import predict_proba
+
+        syn = self.filtered().selected if which == "filtered" else self.synthetic
+        if len(syn) < 4 * len(syn.class_names) or min(syn.class_counts().values()) < 2:
+            return float("nan")
+        tr, va = patient_split(syn, self.profile.filter_train.val_fraction, seed=self.sub_seed("gan-train-split"))
+        model, _, _ = self.classifier(f"gan-train-{which}", syn.subset(tr), self.profile.filter_train,
+                                      val=syn.subset(va), seed_name="gan-train")
+        val = self.limb_split[1]
+        return float((predict_proba(model, val.images).argmax(1) == val.labels.numpy()).mean())
+
+    def gan_quality(self) -> dict:
+        """Fréchet distance, precision/recall, diversity and GAN-train/GAN-test, recorded as gan_quality.json."""
+        from .evaluate import compare_diversity, frechet_distance, gan_test_accuracy, precision_recall
+
+        f = self.features
+        k = self.profile.quality.pr_k
+        val_y = self.limb_split[1].labels.numpy()
+        syn = self.synthetic
+        accepted = self.filtered().scores["accepted"].to_numpy()
+        rng = np.random.default_rng(self.sub_seed("quality"))
+
+        def equal_n(a: np.ndarray, n: int) -> np.ndarray:
+            return a[np.sort(rng.permutation(len(a))[:n])] if len(a) > n else a
+
+        n = min(len(f["val"]), len(f["synthetic"]), len(f["train"]))
+        real_a, real_b = equal_n(f["train"], n), equal_n(f["val"], n)
+        q = {
+            "n_per_set": int(n),
+            "fd_real_vs_real": frechet_distance(real_a, real_b),
+            "fd_synthetic_vs_real": frechet_distance(equal_n(f["synthetic"], n), real_b),
+            "pr_real_vs_real": precision_recall(real_b, real_a, k=k),
+            "pr_synthetic": precision_recall(real_b, equal_n(f["synthetic"], n), k=k),
+        }
+        n_acc, n_rej = int(accepted.sum()), int((~accepted).sum())
+        m = min(n_acc, n_rej)
+        q["n_accepted"], q["n_rejected"] = n_acc, n_rej
+        if m >= 10:  # equal sizes: the Fréchet distance is biased upwards for small sets
+            q["fd_accepted_vs_real"] = frechet_distance(equal_n(f["synthetic"][accepted], m), real_b)
+            q["fd_rejected_vs_real"] = frechet_distance(equal_n(f["synthetic"][~accepted], m), real_b)
+            q["pr_accepted"] = precision_recall(real_b, equal_n(f["synthetic"][accepted], m), k=k)
+            q["pr_rejected"] = precision_recall(real_b, equal_n(f["synthetic"][~accepted], m), k=k)
+        gan_test, _ = gan_test_accuracy(self.synthetic_probs, syn.labels.numpy(), syn.class_names)
+        q["gan_test_accuracy"] = float(gan_test)
+        q["gan_train_accuracy_filtered"] = self.gan_train_accuracy("filtered")
+        q["gan_train_accuracy_unfiltered"] = self.gan_train_accuracy("unfiltered")
+        q["real_val_accuracy"] = float((self._val_probs.argmax(1) == val_y).mean())
+        q["acceptance_rate"] = float(accepted.mean())
+        div = compare_diversity(f["val"], val_y, f["synthetic"], syn.labels.numpy(), class_names=syn.class_names)
+        self.record("diversity", div.reset_index() if div.index.name else div)
+        self.record("gan_quality", q)
+        return q
+
+    @cached_property
+    def _val_probs(self) -> np.ndarray:
+        from .vgg import predict_proba
+
+        return predict_proba(self.limb_classifier[0], self.limb_split[1].images)
 
 
 def _real_only_sets(split):
@@ -346,4 +471,77 @@ def cli_reproduce(args) -> int:
         print()
         print(report["tests"].round(4).to_string(index=False))
     print(f"\nwrote {out}/table8.csv and table8.md in {time.perf_counter() - t0:.0f}s")
+    return 0
+
+
+def _profile_for(args, image_size: int | None = None) -> Profile:
+    """The profile named by --profile with the command's --image-size/--device/--seed applied."""
+    return load_profile(args.profile, device=getattr(args, "device", None), seed=args.seed, image_size=image_size)
+
+
+def cli_train_gan(args) -> int:
+    """`hipaug train-gan`: train the AC-GAN on a dataset folder into a run folder."""
+    from .acgan import train_acgan
+
+    p = _profile_for(args, args.image_size)
+    changes = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size)) if v is not None}
+    if args.device:
+        changes["device"] = args.device
+    cfg = dataclasses.replace(p.acgan, **changes)
+    ds = load_dataset(args.data, image_size=p.image_size)
+    run = train_acgan(cfg, ds, args.out, args.seed, resume=args.resume)
+    print(f"trained {run.step} steps on {len(ds)} images ({len(ds.class_names)} classes): {args.out}")
+    return 0
+
+
+def cli_sample(args) -> int:
+    """`hipaug sample`: draw K images per class from a trained AC-GAN into a dataset folder."""
+    from .acgan import sample_to_folder
+
+    if args.per_class < 1:
+        raise ConfigError(f"--per-class={args.per_class} must be >= 1")
+    out = sample_to_folder(args.run, args.out, args.per_class, args.seed)
+    print(f"wrote {out}")
+    return 0
+
+
+def cli_train_classifier(args) -> int:
+    """`hipaug train-classifier`: train the VGG-16 (the realism filter) on a real dataset folder."""
+    from .transfer import build_model
+    from .vgg import save_model, train_classifier
+
+    p = _profile_for(args, args.image_size)
+    cfg = p.filter_train
+    if args.epochs is not None:
+        cfg = dataclasses.replace(cfg, epochs=args.epochs)
+    if args.device:
+        cfg = dataclasses.replace(cfg, device=args.device)
+    ds = load_dataset(args.data, image_size=p.image_size)
+    model = build_model(p.arch, len(ds.class_names), ds.image_size)
+    res = train_classifier(model, ds, cfg, seed=args.seed, run_dir=args.out)
+    save_model(res.model, Path(args.out) / "model.pt", {"class_names": list(ds.class_names), "seed": args.seed,
+                                                         "data_fingerprint": ds.fingerprint})
+    best = res.history.loc[res.history["epoch"] == res.best_epoch].iloc[0]
+    print(f"best epoch {res.best_epoch}: val_acc={best.get('val_acc', float('nan')):.3f}; saved {args.out}/model.pt")
+    return 0
+
+
+def cli_filter(args) -> int:
+    """`hipaug filter`: keep the synthetic images the classifier finds realistic."""
+    from .filter import check_rule, filter_synthetic, write_filter_result
+    from .vgg import load_model
+
+    threshold, top_k = check_rule(args.threshold, args.top_k)
+    model_path = Path(args.classifier) / "model.pt"
+    if not model_path.is_file():
+        raise ConfigError(f"--classifier {args.classifier}: no model.pt (train one with `hipaug train-classifier`)")
+    model, extra = load_model(model_path, return_extra=True)
+    classes = tuple(extra.get("class_names") or ())
+    if not classes:
+        raise ConfigError(f"{model_path}: the checkpoint records no class names")
+    synthetic = load_dataset(args.synthetic, image_size=int(model.config["image_size"]))
+    result = filter_synthetic(model, classes, synthetic, threshold=threshold, top_k=top_k)
+    write_filter_result(result, args.out)
+    print(result.acceptance.round(3).to_string())
+    print(f"kept {len(result.selected)} of {len(synthetic)} synthetic images: {args.out}")
     return 0

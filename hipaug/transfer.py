@@ -96,13 +96,17 @@ def check_pelvic(pelvic: ImageDataset, positive_class: str) -> int:
 
 def finetune_folds(condition: str, pretrained: torch.nn.Module | None, pelvic: ImageDataset, arch: ArchSpec,
                    cfg, folds: list[tuple[np.ndarray, np.ndarray]], positive_class: str, seed: int,
-                   freeze_blocks: int = 0, repeat: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Fine-tune a copy of the backbone on each fold; return (per-fold metrics, per-image predictions)."""
+                   freeze_blocks: int = 0, repeat: int = 0, keep_fold: int | None = 0):
+    """Fine-tune a copy of the backbone on each fold.
+
+    Return (per-fold metrics, per-image predictions, the fine-tuned model of fold `keep_fold`
+    or None); the kept model serves Grad-CAM.
+    """
     from .utils import progress
     from .vgg import predict_proba, train_classifier
 
     pos = check_pelvic(pelvic, positive_class)
-    rows, preds = [], []
+    rows, preds, kept = [], [], None
     state = None if pretrained is None else {k: v.detach().clone() for k, v in pretrained.state_dict().items()}
     n_pre = None if pretrained is None else pretrained_num_classes(pretrained)
     for fold, (train_idx, test_idx) in enumerate(progress(folds, desc=f"fine-tune {condition}", unit="fold")):
@@ -119,6 +123,8 @@ def finetune_folds(condition: str, pretrained: torch.nn.Module | None, pelvic: I
         result = train_classifier(model, train_ds.subset(tr), cfg, seed=fold_seed, val=train_ds.subset(va),
                                   freeze_blocks=freeze_blocks if state is not None else 0)
         probs = predict_proba(result.model, test_ds.images, device=cfg.device)
+        if fold == keep_fold:
+            kept = result.model
         y_true = (test_ds.labels.numpy() == pos).astype(int)
         y_score = probs[:, pos]
         m = binary_metrics(y_true, y_score)
@@ -126,7 +132,7 @@ def finetune_folds(condition: str, pretrained: torch.nn.Module | None, pelvic: I
                      "best_epoch": int(result.best_epoch), **m})
         preds.append(pd.DataFrame({"condition": condition, "repeat": repeat, "fold": fold, "path": list(test_ds.paths),
                                    "patient_id": list(test_ds.patient_ids), "y_true": y_true, "y_score": y_score}))
-    return pd.DataFrame(rows), pd.concat(preds, ignore_index=True)
+    return pd.DataFrame(rows), pd.concat(preds, ignore_index=True), kept
 
 
 def pretrained_num_classes(model: torch.nn.Module) -> int:

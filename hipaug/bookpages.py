@@ -1,0 +1,174 @@
+"""Pages of the book generated from code, results and the reader's note (never typed in).
+
+- `annotations.md`: the reader's note imported by `hipaug.literature`, with the chapters that
+  test each highlight and the verdict the claims ledger measured;
+- `findings.md`: every claim of the ledger and its verdict in one table;
+- `cli_help.md`, `api_reference.md`: from argparse and the docstrings;
+- `profiles.md`, `environment.md`: the profile values and package versions;
+- `performance.md`: the latest benchmark results in `benchmarks/results/`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+import io
+import json
+import platform
+import re
+from pathlib import Path
+
+from .utils import atomic_write_text
+
+MODULES = ("phantoms", "data", "augment", "vgg", "acgan", "filter", "transfer", "evaluate", "pipeline",
+           "artifacts", "config", "literature", "claims", "bookpages", "utils", "errors")
+NOTE = Path("book/literature/linMedicalDataAugmentation2019.md")
+BIB_BEGIN = "% BEGIN generated: linMedicalDataAugmentation2019"
+BIB_END = "% END generated: linMedicalDataAugmentation2019"
+
+
+def _write(path: Path, text: str) -> None:
+    """Write only when the content changed, so Sphinx does not rebuild unchanged pages."""
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        atomic_write_text(path, text)
+
+
+# ------------------------------------------------------------------ command line and API
+def cli_help() -> str:
+    """The --help text of every command, as a MyST page fragment."""
+    from .cli import main
+
+    commands = [[], ["phantom", "limb"], ["phantom", "pelvic"], ["data", "check"], ["train-gan"], ["sample"],
+                ["train-classifier"], ["filter"], ["reproduce"], ["literature"], ["claims"], ["profiles"]]
+    out = []
+    for cmd in commands:
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            main([*cmd, "--help"])
+        title = "hipaug " + " ".join(cmd) if cmd else "hipaug"
+        text = re.sub(r"^usage: .*?hipaug", "usage: hipaug", buf.getvalue().strip())
+        out += [f"### `{title}`", "", "```text", text, "```", ""]
+    return "\n".join(out)
+
+
+def _first_paragraph(doc: str | None) -> str:
+    if not doc:
+        return ""
+    return inspect.cleandoc(doc).split("\n\n")[0].replace("\n", " ")
+
+
+def api_reference() -> str:
+    """Public functions and classes of each module with their signatures and summaries."""
+    out = []
+    for name in MODULES:
+        try:
+            mod = importlib.import_module(f"hipaug.{name}")
+        except ImportError:
+            continue
+        out += [f"## `hipaug.{name}`", "", _first_paragraph(mod.__doc__), ""]
+        for attr, obj in sorted(vars(mod).items()):
+            if attr.startswith("_") or getattr(obj, "__module__", None) != mod.__name__:
+                continue
+            if not (inspect.isfunction(obj) or inspect.isclass(obj)):
+                continue
+            try:
+                sig = str(inspect.signature(obj))
+            except (TypeError, ValueError):
+                sig = "(...)"
+            kind = "class" if inspect.isclass(obj) else "def"
+            sig = re.sub(r"\s+", " ", sig)
+            out += [f"`{kind} {attr}{sig}`", f": {_first_paragraph(obj.__doc__) or '(no docstring)'}", ""]
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------ profiles and environment
+def profiles_table() -> str:
+    """Every setting of every built-in profile, side by side."""
+    import dataclasses
+
+    import pandas as pd
+
+    from .artifacts import canonical
+    from .config import list_profiles, load_profile
+
+    cols = {}
+    for name in list_profiles():
+        flat = {}
+
+        def walk(prefix: str, value) -> None:
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    if k != "__type__":
+                        walk(f"{prefix}.{k}" if prefix else k, v)
+            else:
+                flat[prefix] = json.dumps(value) if isinstance(value, (list, dict)) else value
+
+        p = load_profile(name)
+        walk("", {f.name: canonical(getattr(p, f.name)) for f in dataclasses.fields(p)})
+        cols[name] = flat
+    df = pd.DataFrame(cols).fillna("")
+    df.index.name = "setting"
+    return df.to_markdown()
+
+
+def environment_table() -> str:
+    """Versions of Python and the packages that shape the results."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    rows = [("python", platform.python_version()), ("platform", platform.platform())]
+    for pkg in ("hipaug", "torch", "torchvision", "numpy", "scipy", "scikit-learn", "pandas", "pydicom", "pillow",
+                "jupyter-book", "papermill", "jupytext", "nbval"):
+        try:
+            rows.append((pkg, version(pkg)))
+        except PackageNotFoundError:
+            rows.append((pkg, "not installed"))
+    import torch
+
+    rows.append(("torch threads", str(torch.get_num_threads())))
+    rows.append(("CUDA available", str(torch.cuda.is_available())))
+    return "| package | version |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
+
+
+# ------------------------------------------------------------------ bibliography
+def paper_bibtex(root: Path) -> str:
+    """The paper's BibTeX entry, generated from the reader's note."""
+    from .literature import note_to_bibtex, read_note
+
+    return note_to_bibtex(read_note(root / NOTE)).strip()
+
+
+def refresh_bib(root: Path) -> bool:
+    """Replace the generated block of book/references.bib; return True if it changed."""
+    bib = root / "book" / "references.bib"
+    text = bib.read_text(encoding="utf-8")
+    start, end = text.index(BIB_BEGIN) + len(BIB_BEGIN), text.index(BIB_END)
+    new = text[:start] + "\n" + paper_bibtex(root) + "\n" + text[end:]
+    if new != text:
+        atomic_write_text(bib, new)
+        return True
+    return False
+
+
+def generated_bib_block(root: Path) -> str:
+    """The generated block currently in book/references.bib."""
+    text = (root / "book" / "references.bib").read_text(encoding="utf-8")
+    return text[text.index(BIB_BEGIN) + len(BIB_BEGIN):text.index(BIB_END)].strip()
+
+
+# ------------------------------------------------------------------ driver
+def generate_all(root: Path, out: Path, profile: str) -> None:
+    """Write every generated page for `profile` into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    refresh_bib(root)
+    _write(out / "cli_help.md", cli_help())
+    _write(out / "api_reference.md", api_reference())
+    _write(out / "profiles.md", profiles_table() + "\n")
+    _write(out / "environment.md", environment_table() + "\n")
+    from . import perfpage
+
+    _write(out / "performance.md", perfpage.render(root))
+    from .claims import render_findings_and_annotations
+
+    for name, text in render_findings_and_annotations(root, out, profile).items():
+        _write(out / name, text)

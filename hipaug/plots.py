@@ -1,0 +1,241 @@
+"""Figures of the book. Each function draws one figure and returns it (the notebook shows it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+
+PALETTE = {"scratch": "#9e9e9e", "classic": "#ff9800", "without_gan": "#1976d2", "with_gan": "#2e7d32",
+           "unfiltered_gan": "#8e24aa"}
+LABELS = {"scratch": "scratch", "classic": "classic aug.", "without_gan": "without GAN", "with_gan": "with GAN",
+          "unfiltered_gan": "unfiltered GAN"}
+
+
+def style() -> None:
+    """The book's plotting style."""
+    sns.set_theme(context="notebook", style="whitegrid", font_scale=0.9)
+    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "image.cmap": "gray"})
+
+
+def _imshow(ax, img, title: str | None = None) -> None:
+    ax.imshow(np.asarray(img).squeeze(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([]), ax.set_yticks([])
+    ax.grid(False)
+    if title:
+        ax.set_title(title, fontsize=7)
+
+
+def class_grid(images: torch.Tensor, labels: torch.Tensor, class_names, per_class: int = 6, seed: int = 0,
+               title: str | None = None, row_label_width: float = 1.6):
+    """One row per class, `per_class` examples each (drawn with `seed`)."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    fig, axes = plt.subplots(len(class_names), per_class, figsize=(row_label_width + per_class * 1.1, len(class_names) * 1.1),
+                             squeeze=False)
+    for r, name in enumerate(class_names):
+        idx = np.flatnonzero(labels == r)
+        pick = rng.choice(idx, size=min(per_class, len(idx)), replace=False) if len(idx) else []
+        for c in range(per_class):
+            ax = axes[r, c]
+            if c < len(pick):
+                _imshow(ax, images[pick[c]])
+            else:
+                ax.axis("off")
+        axes[r, 0].set_ylabel(name.replace("_", "\n"), rotation=0, ha="right", va="center", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def image_row(images, titles=None, title: str | None = None, size: float = 1.6):
+    """A single row of images with optional titles."""
+    n = len(images)
+    fig, axes = plt.subplots(1, n, figsize=(size * n, size + 0.4), squeeze=False)
+    for i in range(n):
+        _imshow(axes[0, i], images[i], titles[i] if titles is not None else None)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def class_counts(counts: pd.DataFrame, title: str):
+    """Bar chart of images per class (counts: DataFrame with class, n[, set])."""
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    sns.barplot(data=counts, x="class", y="n", hue="set" if "set" in counts else None, ax=ax)
+    ax.set_title(title)
+    ax.tick_params(axis="x", rotation=35)
+    ax.set_xlabel("")
+    fig.tight_layout()
+    return fig
+
+
+def gan_history(history: pd.DataFrame):
+    """AC-GAN losses and accuracies over training."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    loss_cols = [c for c in ("d_loss", "g_loss") if c in history]
+    history.plot(x="step", y=loss_cols, ax=axes[0])
+    axes[0].set_title("losses")
+    acc_cols = [c for c in history.columns if "acc" in c]
+    if acc_cols:
+        history.plot(x="step", y=acc_cols, ax=axes[1])
+        axes[1].set_ylim(-0.02, 1.02)
+    axes[1].set_title("discriminator accuracies")
+    fig.tight_layout()
+    return fig
+
+
+def sample_progress(sample_dir: str | Path, max_panels: int = 4):
+    """Sample grids written during AC-GAN training (fixed noise; one row per class)."""
+    from PIL import Image
+
+    files = sorted(Path(sample_dir).glob("step_*.png"))
+    if len(files) > max_panels:
+        files = [files[int(round(i))] for i in np.linspace(0, len(files) - 1, max_panels)]
+    fig, axes = plt.subplots(1, len(files), figsize=(3.6 * len(files), 4.2), squeeze=False)
+    for ax, f in zip(axes[0], files):
+        ax.imshow(np.asarray(Image.open(f).convert("L")), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"step {int(f.stem.split('_')[1])}")
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.grid(False)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(history: pd.DataFrame, title: str):
+    """Train/validation loss and accuracy per epoch of a classifier."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3))
+    for col in ("train_loss", "val_loss"):
+        if col in history:
+            axes[0].plot(history["epoch"], history[col], marker="o", ms=3, label=col)
+    for col in ("train_acc", "val_acc"):
+        if col in history:
+            axes[1].plot(history["epoch"], history[col], marker="o", ms=3, label=col)
+    axes[0].set_title("loss"), axes[1].set_title("accuracy")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def score_histogram(scores: pd.DataFrame, threshold: float | None):
+    """Filter scores P(generated class) per class, with the acceptance threshold."""
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    sns.histplot(data=scores, x="p_generated", hue="generated_class", bins=20, multiple="stack", ax=ax)
+    if threshold is not None:
+        ax.axvline(threshold, color="k", ls="--", lw=1)
+        ax.text(threshold, ax.get_ylim()[1] * 0.95, f" threshold {threshold:g}", va="top", fontsize=8)
+    ax.set_xlabel("P(class the image was generated for) under the limb VGG-16")
+    fig.tight_layout()
+    return fig
+
+
+def accepted_vs_rejected(images: torch.Tensor, scores: pd.DataFrame, n: int = 8):
+    """The best-scored accepted and worst-scored rejected synthetic images."""
+    acc = scores[scores["accepted"]].sort_values("p_generated", ascending=False).head(n)
+    rej = scores[~scores["accepted"]].sort_values("p_generated").head(n)
+    fig, axes = plt.subplots(2, n, figsize=(1.3 * n, 3.2), squeeze=False)
+    for r, (part, name) in enumerate(((acc, "accepted"), (rej, "rejected"))):
+        for c in range(n):
+            ax = axes[r, c]
+            if c < len(part):
+                i = part.index[c]
+                _imshow(ax, images[i], f"{part.loc[i, 'generated_class']}\np={part.loc[i, 'p_generated']:.2f}")
+            else:
+                ax.axis("off")
+        axes[r, 0].set_ylabel(name)
+    fig.tight_layout()
+    return fig
+
+
+def threshold_sweep(sweep: pd.DataFrame, threshold: float | None):
+    """Acceptance rate per class as a function of the threshold."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    sns.lineplot(data=sweep, x="threshold", y="rate", hue="generated_class", ax=ax)
+    if threshold is not None:
+        ax.axvline(threshold, color="k", ls="--", lw=1)
+    ax.set_ylabel("acceptance rate")
+    ax.set_ylim(-0.02, 1.02)
+    fig.tight_layout()
+    return fig
+
+
+def paired_folds(folds: pd.DataFrame, metrics, conditions):
+    """Per-fold values of each metric, one line per fold across conditions (paired design)."""
+    metrics = list(metrics)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(2.6 * len(metrics), 3.2), squeeze=False)
+    d = folds[folds["condition"].isin(conditions)].copy()
+    d["condition"] = pd.Categorical(d["condition"], categories=list(conditions), ordered=True)
+    d = d.sort_values("condition")
+    for ax, m in zip(axes[0], metrics):
+        for (_, fold), g in d.groupby(["repeat", "fold"], observed=True):
+            ax.plot(g["condition"].cat.codes, g[m], color="#bbbbbb", lw=0.8, marker="o", ms=3)
+        means = d.groupby("condition", observed=True)[m].mean()
+        ax.plot(range(len(means)), means.values, color="k", lw=2, marker="D", ms=5)
+        ax.set_xticks(range(len(conditions)), [LABELS.get(c, c) for c in conditions], rotation=35, fontsize=8)
+        ax.set_title(m)
+    fig.tight_layout()
+    return fig
+
+
+def roc_curves(preds: pd.DataFrame, conditions):
+    """Pooled out-of-fold ROC curve per condition."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.2))
+    for c in conditions:
+        p = preds[preds["condition"] == c]
+        if p["y_true"].nunique() < 2:
+            continue
+        fpr, tpr, _ = roc_curve(p["y_true"], p["y_score"])
+        ax.plot(fpr, tpr, color=PALETTE.get(c), label=f"{LABELS.get(c, c)} (AUC {roc_auc_score(p['y_true'], p['y_score']):.3f})")
+    ax.plot([0, 1], [0, 1], color="#cccccc", ls="--", lw=1)
+    ax.set_xlabel("1 - specificity"), ax.set_ylabel("sensitivity")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def augmentation_examples(images: torch.Tensor, augmented: list[torch.Tensor], titles=("original",)):
+    """Each row: an image and several classic augmentations of it."""
+    n, k = images.shape[0], len(augmented)
+    fig, axes = plt.subplots(n, k + 1, figsize=(1.3 * (k + 1), 1.3 * n), squeeze=False)
+    for r in range(n):
+        _imshow(axes[r, 0], images[r], "original" if r == 0 else None)
+        for c in range(k):
+            _imshow(axes[r, c + 1], augmented[c][r], f"aug. {c + 1}" if r == 0 else None)
+    fig.tight_layout()
+    return fig
+
+
+def gradcam_grid(images, cams, titles):
+    """Pelvic radiographs with their Grad-CAM heat maps overlaid."""
+    from .evaluate import cam_overlay
+
+    n = len(images)
+    fig, axes = plt.subplots(2, n, figsize=(1.8 * n, 3.8), squeeze=False)
+    for i in range(n):
+        img = np.asarray(images[i]).squeeze()
+        _imshow(axes[0, i], img, titles[i])
+        axes[1, i].imshow(cam_overlay(img, cams[i]))
+        axes[1, i].set_xticks([]), axes[1, i].set_yticks([])
+        axes[1, i].grid(False)
+    fig.tight_layout()
+    return fig
+
+
+def ablation_plot(df: pd.DataFrame, x: str, metric: str, hue: str | None = None, title: str = ""):
+    """Mean +- SD of a metric across folds against an ablation variable."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    sns.pointplot(data=df, x=x, y=metric, hue=hue, errorbar="sd", ax=ax, dodge=0.2 if hue else False)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

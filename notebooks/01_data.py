@@ -1,0 +1,116 @@
+# %% [markdown]
+# (ch-data)=
+# # 1. The data: limb and pelvic radiographs
+#
+# {cite:t}`linMedicalDataAugmentation2019` work with two private, de-identified data sets
+# from Linkou Chang Gung Memorial Hospital: a **Limb X-ray** set, which the AC-GAN augments
+# and on which the classifier is pre-trained, and a **Pelvic X-ray** set for hip-fracture
+# detection (see the reader's highlights in {ref}`annotations-linMedicalDataAugmentation2019`).
+# Neither is public, and the paper does not give the limb classes, the counts or the
+# resolution. This chapter shows what hipaug uses instead: a physics-inspired phantom
+# (line integrals of attenuation through analytic anatomy, Beer-Lambert, scatter, heel effect,
+# quantum noise, collimation and a laterality marker), or your own folders
+# ({ref}`own-data`) through the same parameters.
+
+# %% tags=["parameters"]
+profile = "default"  # smoke | default | paper | path to a YAML profile
+seed = None  # None: the profile's seed
+limb_dir = None  # None: phantom limb radiographs
+pelvic_dir = None  # None: phantom pelvic radiographs
+device = None  # None: the profile's (auto | cpu | cuda)
+artifacts = None  # None: $HIPAUG_ARTIFACTS or ./artifacts
+
+# %%
+import pandas as pd
+from IPython.display import Markdown, display
+
+from hipaug import plots
+from hipaug.data import dataset_card, patient_kfold
+from hipaug.notebook import setup
+
+pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
+limb, pelvic = pipe.limb, pipe.pelvic
+print(f"profile={pipe.profile.name} source={pipe.source} image_size={pipe.profile.image_size} seed={pipe.seed}")
+
+# %% [markdown]
+# ## The limb set
+#
+# One class per body part and fracture status (the paper's classes are unknown). Fractures
+# are cortical breaks: a thin low-attenuation line across the bone (transverse, oblique or
+# comminuted), with the distal fragment displaced or angulated from subtle to obvious.
+
+# %%
+display(Markdown(dataset_card(limb).to_markdown()))
+
+# %%
+fig = plots.class_grid(limb.images, limb.labels, limb.class_names, per_class=8, seed=pipe.seed)
+plots.plt.show()
+
+# %% [markdown]
+# ## The pelvic set
+#
+# AP pelvis radiographs: pelvic ring, sacrum, both hips. A fracture is on the left or right
+# femur: femoral neck (subcapital or transcervical, impacted to displaced) or
+# intertrochanteric. Each image carries its metadata.
+
+# %%
+display(Markdown(dataset_card(pelvic).to_markdown()))
+
+# %%
+fig = plots.class_grid(pelvic.images, pelvic.labels, pelvic.class_names, per_class=8, seed=pipe.seed)
+plots.plt.show()
+
+# %%
+meta_cols = [c for c in ("fracture_type", "side") if c in pelvic.meta.columns]
+if meta_cols:
+    display(pelvic.meta.groupby(["label", *meta_cols]).size().rename("images").reset_index())
+
+# %% [markdown]
+# ## Folds by patient
+#
+# Table VIII is a five-fold cross-validation. hipaug's folds are stratified by class and
+# grouped by patient, so no patient's images are in both the training and the test part of
+# a fold (a leak that inflates accuracy on real data, where patients often have several images).
+
+# %%
+folds = patient_kfold(pelvic, k=pipe.profile.transfer.k_folds, seed=pipe.sub_seed("folds-0"))
+rows = []
+for i, (tr, te) in enumerate(folds):
+    shared = set(pelvic.patient_ids[j] for j in tr) & set(pelvic.patient_ids[j] for j in te)
+    rows.append({"fold": i, "train": len(tr), "test": len(te),
+                 "test fracture share": round(float((pelvic.labels[te] == pelvic.class_names.index("fracture")).float().mean()), 3),
+                 "patients in both": len(shared)})
+fold_table = pd.DataFrame(rows)
+fold_table
+
+# %%
+pipe.record("data_summary", {
+    "limb_counts": limb.class_counts(), "pelvic_counts": pelvic.class_counts(),
+    "limb_patients": len(set(limb.patient_ids)), "pelvic_patients": len(set(pelvic.patient_ids)),
+    "image_size": pipe.profile.image_size,
+})
+# Sanity: usable sets, two pelvic classes, no patient leakage across folds.
+assert len(limb.class_names) >= 2 and min(limb.class_counts().values()) > 0
+assert set(pelvic.class_names) >= {pipe.profile.transfer.positive_class} and len(pelvic.class_names) == 2
+assert (fold_table["patients in both"] == 0).all()
+assert float(limb.images.min()) >= 0.0 and float(limb.images.max()) <= 1.0
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Render the pelvic set at `difficulty` 0.5 and 1.5 (`hipaug phantom pelvic --difficulty`)
+#    and describe what changes in the images.
+# 2. Why must folds be grouped by patient? Construct a manifest where one patient has ten
+#    images and show what `patient_kfold` does with them.
+# 3. Bring a public limb set (e.g. FracAtlas) into the `manifest.csv` layout and run
+#    `hipaug data check` on it.
+#
+# ```{dropdown} Solutions
+# 1. Lower difficulty widens the fracture gap and its displacement and lowers noise and pose
+#    variation; higher difficulty makes most fractures subtle (impacted, undisplaced).
+# 2. Images of one patient are correlated (same anatomy, same exposure); if some are in the
+#    training part and some in the test part, the test measures recognition of the patient,
+#    not of the fracture. `patient_kfold` keeps all ten images in one fold.
+# 3. Columns `path,label,patient_id`; labels e.g. `fractured`/`non_fractured`; the command
+#    prints the card or one line naming the first bad file.
+# ```

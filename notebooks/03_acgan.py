@@ -1,0 +1,119 @@
+# %% [markdown]
+# (ch-acgan)=
+# # 3. The AC-GAN: synthetic limb radiographs
+#
+# The paper augments the limb set with an auxiliary-classifier GAN
+# {cite}`odenaConditionalImageSynthesis2017`: a generator $G(z, c)$ draws an image of class
+# $c$ from noise $z$, and a discriminator $D$ has two heads, one saying real or fake and one
+# predicting the class. Both networks are DCGAN-style convolutional networks
+# {cite}`radfordUnsupervisedRepresentationLearning2016`; their depth follows the image size and
+# their width is a parameter (the paper's architecture is unknown).
+#
+# The losses act on logits. With $s = D_{\text{adv}}(x)$ and $q = D_{\text{cls}}(x)$:
+#
+# $$L_D = \text{BCE}(s_{\text{real}}, 1-\varepsilon) + \text{BCE}(s_{\text{fake}}, 0) + \lambda\,\text{CE}(q_{\text{real}}, c)$$
+#
+# $$L_G = \text{BCE}(s_{\text{fake}}, 1) + \lambda\,\text{CE}(q_{\text{fake}}, c)$$
+#
+# Two widely copied public AC-GANs put a softmax in front of a loss that applies its own
+# (log-)softmax: the class loss is then computed on probabilities squashed twice, and its
+# gradient nearly vanishes. hipaug's discriminator returns logits and has no softmax layer
+# (tested). By default D's class head learns only from real images: training it on generated
+# images as well is a known route to collapse within a class.
+
+# %% tags=["parameters"]
+profile = "default"
+seed = None
+limb_dir = None
+pelvic_dir = None
+device = None
+artifacts = None
+
+# %%
+import dataclasses
+
+import pandas as pd
+
+from hipaug import acgan, plots
+from hipaug.notebook import setup
+
+pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
+cfg = pipe.profile.acgan
+pd.Series({k: str(v) for k, v in dataclasses.asdict(cfg).items()}, name="AC-GAN settings").to_frame()
+
+# %% [markdown]
+# ## Architecture
+
+# %%
+G, D = acgan.build_models(cfg, num_classes=len(pipe.limb.class_names))
+pd.DataFrame({"network": ["G", "D"],
+              "parameters": [sum(p.numel() for p in m.parameters()) for m in (G, D)],
+              "conv layers": [sum(1 for x in m.modules() if "Conv" in type(x).__name__) for m in (G, D)]})
+
+# %%
+print(G)
+print(D)
+
+# %% [markdown]
+# ## Training
+#
+# The AC-GAN is trained on the real limb **training** images only (the validation images are
+# kept apart for the realism filter and the quality measures). Training is cached: this cell
+# trains once per configuration, seed and data, and resumes from the last checkpoint if a run
+# was interrupted.
+
+# %%
+run_dir = pipe.gan.path
+history = acgan.read_history(run_dir)
+fig = plots.gan_history(history)
+plots.plt.show()
+
+# %%
+history.tail(3).round(3)
+
+# %% [markdown]
+# ## Samples over training
+#
+# Fixed noise, one row per class: the same latent vector moves from noise to anatomy.
+
+# %%
+fig = plots.sample_progress(run_dir / "samples")
+plots.plt.show()
+
+# %% [markdown]
+# ## The synthetic pool
+#
+# Samples of the EMA generator, `filter.synthetic_per_class` per class: the pool the realism
+# filter ({ref}`ch-filter`) chooses from. Compare with the real images of {ref}`ch-data`.
+
+# %%
+synthetic = pipe.synthetic
+fig = plots.class_grid(synthetic.images, synthetic.labels, synthetic.class_names, per_class=8, seed=pipe.seed)
+plots.plt.show()
+
+# %%
+last = history.iloc[-1]
+pipe.record("acgan_summary", {"steps": int(last["step"]), "n_synthetic": len(synthetic),
+                              "classes": list(synthetic.class_names), **{k: float(last[k]) for k in history.columns if k != "step"}})
+assert history.drop(columns="step").notna().all().all()
+assert len(synthetic) == pipe.profile.filter.synthetic_per_class * len(synthetic.class_names)
+assert synthetic.class_names == pipe.limb.class_names
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Put a `Softmax` in front of `CrossEntropyLoss` on a batch of logits and compare the
+#    gradient norms with and without it. What happens to the class head's learning?
+# 2. Re-train with `aux_fake_in_d: true` in a profile copy and compare per-class diversity in
+#    {ref}`ch-beyond`.
+# 3. How would you tell mode collapse from a grid alone? Why is that not enough?
+#
+# ```{dropdown} Solutions
+# 1. `CrossEntropyLoss` applies log-softmax itself; on probabilities in [0, 1] the second
+#    softmax is nearly flat, so the loss barely moves and its gradient shrinks by an order of
+#    magnitude or more.
+# 2. Training D's class head on fakes lets G satisfy it with one prototypical image per class:
+#    GAN-test accuracy stays high while diversity and recall drop.
+# 3. Repeated near-identical images within a row hint at collapse, but a grid shows a handful
+#    of samples; measure it (per-class diversity, recall, GAN-train accuracy) as {ref}`ch-beyond` does.
+# ```

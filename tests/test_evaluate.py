@@ -1,0 +1,321 @@
+"""Tests for hipaug.evaluate: metrics, paired statistics, GAN quality measures and Grad-CAM."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+from torch import nn
+
+from hipaug import evaluate as ev
+from hipaug.errors import HipaugError
+
+# ------------------------------------------------------------------ binary metrics
+
+
+def test_binary_metrics_hand_checked_confusion_matrix():
+    y_true = [1, 1, 1, 0, 0]
+    y_score = [0.9, 0.7, 0.2, 0.4, 0.6]  # predictions at 0.5: 1, 1, 0, 0, 1
+    tp, fn, tn, fp = 2, 1, 1, 1  # counted by hand from the line above
+    m = ev.binary_metrics(y_true, y_score)
+    assert (m["tp"], m["fn"], m["tn"], m["fp"]) == (tp, fn, tn, fp)
+    sens = Fraction(tp, tp + fn)
+    spec = Fraction(tn, tn + fp)
+    prec = Fraction(tp, tp + fp)
+    f1 = 2 * prec * sens / (prec + sens)
+    assert m["accuracy"] == pytest.approx(float(Fraction(tp + tn, 5)))  # 0.6
+    assert m["sensitivity"] == pytest.approx(float(sens))  # 2/3
+    assert m["specificity"] == pytest.approx(float(spec))  # 1/2
+    assert m["precision"] == pytest.approx(float(prec))  # 2/3
+    assert m["f1"] == pytest.approx(float(f1))  # 2/3
+    assert m["f1"] == pytest.approx(2 / 3)
+    assert m["balanced_accuracy"] == pytest.approx(float((sens + spec) / 2))
+    mcc = (tp * tn - fp * fn) / np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    assert m["mcc"] == pytest.approx(mcc)
+    assert m["note"] == ""
+
+
+def test_binary_metrics_threshold_and_auc():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    s = np.clip(y * 0.3 + rng.random(200) * 0.7, 0, 1)
+    m = ev.binary_metrics(y, s)
+    assert m["auc"] == pytest.approx(roc_auc_score(y, s))
+    # threshold: score >= threshold is positive
+    m0 = ev.binary_metrics([1, 0], [0.5, 0.49])
+    assert (m0["tp"], m0["tn"]) == (1, 1)
+    m_hi = ev.binary_metrics([1, 0], [0.5, 0.49], threshold=0.6)
+    assert (m_hi["fn"], m_hi["tn"]) == (1, 1)
+
+
+def test_binary_metrics_one_class_gives_nan_auc_with_note():
+    m = ev.binary_metrics([1, 1, 1], [0.9, 0.2, 0.8])
+    assert np.isnan(m["auc"]) and np.isnan(m["specificity"])
+    assert m["sensitivity"] == pytest.approx(2 / 3)
+    assert "only one class" in m["note"]
+
+
+def test_binary_metrics_rejects_bad_input():
+    with pytest.raises(HipaugError, match="0/1"):
+        ev.binary_metrics([0, 2], [0.1, 0.2])
+    with pytest.raises(ValueError, match="items"):
+        ev.binary_metrics([0, 1, 1], [0.1, 0.2])
+    with pytest.raises(HipaugError, match="binarize"):
+        ev.binary_metrics([0, 1], np.array([[0.2, 0.8], [0.6, 0.4]]))
+
+
+def test_binarize_uses_positive_class_not_column_one():
+    names = ("fracture", "normal")  # sorted: fracture is index 0
+    probs = np.array([[0.9, 0.1], [0.2, 0.8]])
+    y, s = ev.binarize([0, 1], probs, names, positive="fracture")
+    np.testing.assert_array_equal(y, [1, 0])
+    np.testing.assert_allclose(s, [0.9, 0.2])
+    with pytest.raises(HipaugError, match="positive"):
+        ev.binarize([0, 1], probs, names, positive="broken")
+
+
+def test_roc_points():
+    df = ev.roc_points([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    assert list(df.columns) == ["fpr", "tpr", "threshold"]
+    assert df["fpr"].iloc[-1] == 1 and df["tpr"].iloc[-1] == 1
+    with pytest.raises(HipaugError):
+        ev.roc_points([1, 1], [0.1, 0.2])
+
+
+# ------------------------------------------------------------------ summaries and paired tests
+
+
+def _folds(diff_a: np.ndarray, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    base = 0.85 + rng.normal(0, 0.02, size=len(diff_a))
+    rows = []
+    for i, (b, d) in enumerate(zip(base, diff_a, strict=True)):
+        rows.append({"condition": "without_gan", "fold": i, "accuracy": b})
+        rows.append({"condition": "with_gan", "fold": i, "accuracy": b + d})
+    return pd.DataFrame(rows)
+
+
+def test_summarize_mean_sd_ddof1_and_format():
+    df = pd.DataFrame({
+        "condition": ["A"] * 3 + ["B"] * 3,
+        "fold": [0, 1, 2] * 2,
+        "accuracy": [0.8, 0.9, 0.85, 0.7, 0.75, 0.72],
+    })
+    s = ev.summarize(df, metrics=["accuracy"])
+    assert list(s.index) == ["A", "B"]
+    a = np.array([0.8, 0.9, 0.85])
+    assert s.loc["A", ("accuracy", "mean")] == pytest.approx(a.mean())
+    assert s.loc["A", ("accuracy", "sd")] == pytest.approx(np.std(a, ddof=1))
+    assert s.loc["A", ("accuracy", "n")] == 3
+    txt = ev.format_mean_sd(s)
+    assert txt.loc["A", "accuracy"] == f"{a.mean() * 100:.2f} ± {np.std(a, ddof=1) * 100:.2f}"
+    with pytest.raises(HipaugError, match="auc"):
+        ev.summarize(df)  # default METRICS includes columns this frame lacks
+
+
+def test_paired_test_detects_clear_effect():
+    rng = np.random.default_rng(1)
+    df = _folds(0.05 + rng.normal(0, 0.005, 5))
+    r = ev.paired_test(df, "with_gan", "without_gan", "accuracy")
+    assert r["n"] == 5 and r["df"] == 4
+    assert r["p_two_sided"] < 0.05 and r["p_greater"] < r["p_two_sided"]
+    assert r["significant"]
+    assert r["mean_diff"] == pytest.approx(0.05, abs=0.01)
+    assert r["ci_low"] > 0 and r["ci_high"] > r["ci_low"]
+    assert 0 < r["t_ci_low"] < r["mean_diff"] < r["t_ci_high"]
+    assert r["cohens_dz"] == pytest.approx(r["mean_diff"] / r["sd_diff"])
+
+
+def test_paired_test_no_effect_and_opposite_direction():
+    df = _folds(np.array([0.01, -0.012, 0.02, -0.018, 0.001]))
+    r = ev.paired_test(df, "with_gan", "without_gan", "accuracy")
+    assert r["p_two_sided"] > 0.5 and not r["significant"]
+    assert r["ci_low"] < 0 < r["ci_high"] and r["t_ci_low"] < 0 < r["t_ci_high"]
+    rev = ev.paired_test(df.assign(accuracy=np.where(df.condition == "with_gan", df.accuracy - 0.1, df.accuracy)),
+                         "with_gan", "without_gan", "accuracy")
+    assert rev["mean_diff"] < 0 and rev["p_greater"] > 0.9
+
+
+def test_paired_test_pairs_by_fold_not_row_order():
+    rng = np.random.default_rng(2)
+    df = _folds(0.03 + rng.normal(0, 0.01, 5))
+    r1 = ev.paired_test(df, "with_gan", "without_gan", "accuracy")
+    shuffled = df.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    r2 = ev.paired_test(shuffled, "with_gan", "without_gan", "accuracy")
+    for k in ("mean_diff", "sd_diff", "p_two_sided", "ci_low", "ci_high"):
+        assert r1[k] == pytest.approx(r2[k])
+
+
+def test_paired_test_errors_and_degenerate():
+    df = _folds(np.array([0.02, 0.03]))
+    with pytest.raises(HipaugError, match="at least 2 pairs"):
+        ev.paired_test(df[df.fold == 0], "with_gan", "without_gan", "accuracy")
+    with pytest.raises(ValueError, match="unpaired"):
+        ev.paired_test(df.drop(index=0), "with_gan", "without_gan", "accuracy")
+    with pytest.raises(HipaugError, match="no rows"):
+        ev.paired_test(df, "with_gan", "nope", "accuracy")
+    same = _folds(np.full(5, 0.02))
+    r = ev.paired_test(same, "with_gan", "without_gan", "accuracy")
+    assert np.isnan(r["p_two_sided"]) and "identical" in r["note"]
+    assert r["ci_low"] == pytest.approx(0.02) and r["ci_high"] == pytest.approx(0.02)
+
+
+def test_paired_test_matches_repeat_column_and_paired_tests_table():
+    rng = np.random.default_rng(4)
+    parts = []
+    for rep in range(2):
+        d = _folds(0.04 + rng.normal(0, 0.01, 5), seed=rep).assign(repeat=rep)
+        d["f1"] = d["accuracy"] + 0.01
+        parts.append(d)
+    df = pd.concat(parts, ignore_index=True)
+    r = ev.paired_test(df, "with_gan", "without_gan", "accuracy")
+    assert r["n"] == 10 and r["pair_on"] == ["fold", "repeat"]
+    table = ev.paired_tests(df, "with_gan", "without_gan", metrics=["accuracy", "f1"], n_boot=2000)
+    assert list(table.index) == ["accuracy", "f1"]
+    assert (table["p_fdr_bh"] >= table["p_two_sided"] - 1e-12).all()
+
+
+# ------------------------------------------------------------------ GAN quality
+
+
+def test_frechet_distance_identity_symmetry_and_mean_shift():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(400, 6))
+    assert ev.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    b = rng.normal(size=(300, 6)) + 0.3
+    assert ev.frechet_distance(a, b) == pytest.approx(ev.frechet_distance(b, a), rel=1e-6)
+    # identity covariance: FD = ||mu1 - mu2||^2
+    shift = np.array([1.0, 1.0, 0.0, 0.0])
+    x = rng.normal(size=(20000, 4))
+    y = rng.normal(size=(20000, 4)) + shift
+    assert ev.frechet_distance(x, y) == pytest.approx(shift @ shift, abs=0.05)
+    near = ev.frechet_distance(x, rng.normal(size=(20000, 4)) + 0.5 * shift)
+    assert near < ev.frechet_distance(x, y)
+
+
+def test_frechet_distance_survives_more_dims_than_samples():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(10, 64)), rng.normal(size=(12, 64)) + 1.0
+    fd = ev.frechet_distance(a, b)
+    assert np.isfinite(fd) and fd > 0
+    with pytest.raises(HipaugError, match="D="):
+        ev.frechet_distance(a, b[:, :32])
+
+
+def test_precision_recall_identical_collapsed_and_far():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(400, 8))
+    same = ev.precision_recall(real, real.copy(), k=3)
+    assert same["precision"] == pytest.approx(1.0) and same["recall"] == pytest.approx(1.0)
+    collapsed = real[0] + rng.normal(0, 1e-3, size=(400, 8))
+    pr = ev.precision_recall(real, collapsed, k=3)
+    assert pr["precision"] > 0.95 and pr["recall"] < 0.05
+    far = ev.precision_recall(real, real + 100.0, k=3)
+    assert far["precision"] == 0.0 and far["recall"] == 0.0
+    # chunking does not change the answer
+    small_mem = ev.precision_recall(real, collapsed, k=3, working_memory=1)
+    assert small_mem["precision"] == pr["precision"] and small_mem["recall"] == pr["recall"]
+
+
+def test_class_diversity_detects_collapsed_class():
+    rng = np.random.default_rng(0)
+    f = np.concatenate([rng.normal(size=(50, 5)), 3 + rng.normal(0, 0.01, size=(50, 5))])
+    y = np.repeat([0, 1], 50)
+    d = ev.class_diversity(f, y, class_names=("normal", "collapsed"))
+    assert list(d.index) == ["normal", "collapsed", "all"]
+    assert d.loc["collapsed", "mean_pairwise_distance"] < 0.1 * d.loc["normal", "mean_pairwise_distance"]
+    cmp = ev.compare_diversity(f[:50], y[:50], f[50:], np.zeros(50, int))
+    assert cmp.loc["0", "ratio"] < 0.1
+
+
+def test_real_vs_real_baseline_and_gan_test():
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(200, 4))
+    y = np.repeat([0, 1], 100)
+    base = ev.real_vs_real_baseline(f, y, seed=0)
+    assert 0 <= base < ev.frechet_distance(f, f + 1.0)
+    assert ev.real_vs_real_baseline(f, y, seed=0) == base  # seeded
+    pr = ev.real_vs_real_baseline(f, y, seed=1, fn=lambda a, b: ev.precision_recall(a, b))
+    assert pr["precision"] > 0.5
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    overall, per = ev.gan_test_accuracy(probs, [0, 1, 1, 1], class_names=("a", "b"))
+    assert overall == pytest.approx(3 / 4)
+    assert per["a"] == pytest.approx(1.0) and per["b"] == pytest.approx(2 / 3)
+    t = ev.gan_train_test_table(0.9, {"acgan": (0.45, 0.9)})
+    assert t.loc["acgan", "gan_train_ratio"] == pytest.approx(0.5)
+
+
+# ------------------------------------------------------------------ Grad-CAM
+
+
+class LeftHalfNet(nn.Module):
+    """Looks only at the left half of the image: the right half is zeroed before any conv."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+        self.act = nn.ReLU(inplace=inplace)
+        self.fc = nn.Linear(4, 2)
+        with torch.no_grad():
+            self.conv1.weight.abs_()
+            self.conv2.weight.abs_()
+            self.fc.weight.copy_(torch.tensor([[1.0] * 4, [-1.0] * 4]))
+            self.fc.bias.zero_()
+
+    def forward(self, x):
+        mask = torch.zeros_like(x)
+        mask[..., : x.shape[-1] // 2] = 1
+        h = self.act(self.conv1(x * mask))
+        h = self.act(self.conv2(h))
+        return self.fc(h.mean(dim=(2, 3)))
+
+
+def test_grad_cam_highlights_left_half_and_cleans_up():
+    torch.manual_seed(0)
+    model = LeftHalfNet().train()
+    x = torch.rand(3, 1, 16, 16)
+    cam = ev.grad_cam(model, x, target=0)
+    assert cam.shape == (3, 16, 16) and cam.dtype == np.float32
+    assert cam.min() >= 0 and cam.max() <= 1 and np.allclose(cam.max(axis=(1, 2)), 1)
+    left, right = cam[:, :, :8].sum(), cam[:, :, 8:].sum()
+    assert left > 5 * right
+    assert model.training  # mode restored
+    assert all(len(m._forward_hooks) == 0 and len(m._backward_hooks) == 0 for m in model.modules())
+    assert all(p.grad is None for p in model.parameters())
+    # the default layer is the last Conv2d; the predicted class is class 0 for positive inputs
+    np.testing.assert_allclose(ev.grad_cam(model, x, layer="conv2"), cam, atol=1e-6)
+    np.testing.assert_allclose(ev.grad_cam(model, x), cam, atol=1e-6)
+    # class 1 has negative weights: no positive evidence anywhere, all-zero map
+    assert ev.grad_cam(model, x, target=torch.tensor([1, 1, 1])).max() == 0
+    # batching does not change results
+    np.testing.assert_allclose(ev.grad_cam(model, x, target=0, batch_size=1), cam, atol=1e-6)
+
+
+def test_grad_cam_inplace_relu_and_hooks_removed_on_error():
+    torch.manual_seed(0)
+    a, b = LeftHalfNet(inplace=False), LeftHalfNet(inplace=True)
+    b.load_state_dict(a.state_dict())
+    x = torch.rand(2, 1, 16, 16)
+    np.testing.assert_allclose(ev.grad_cam(a, x, target=0), ev.grad_cam(b, x, target=0), atol=1e-6)
+    with pytest.raises(HipaugError, match="target"):
+        ev.grad_cam(b, x, target=5)
+    assert len(b.conv2._forward_hooks) == 0
+    with pytest.raises(HipaugError, match="no nn.Conv2d"):
+        ev.grad_cam(nn.Sequential(nn.Flatten(), nn.Linear(256, 2)), x)
+
+
+def test_cam_overlay_and_localization():
+    img = np.linspace(0, 1, 64).reshape(8, 8)
+    cam = np.zeros((8, 8))
+    cam[2, 3] = 1.0
+    rgb = ev.cam_overlay(img, cam)
+    assert rgb.shape == (8, 8, 3) and rgb.min() >= 0 and rgb.max() <= 1
+    mask = np.zeros((8, 8), bool)
+    mask[:4, :4] = True
+    loc = ev.cam_localization(cam, mask)
+    assert loc.loc[0, "mass_in_mask"] == 1.0 and bool(loc.loc[0, "peak_in_mask"])
