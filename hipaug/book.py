@@ -109,6 +109,19 @@ def execute_all(profile: str, dest: Path, *, force: bool = False) -> list[Path]:
     return written
 
 
+def normalise_references(paths: list[Path]) -> None:
+    """Drop volatile metadata (papermill timings, execution dates) from nbval reference notebooks."""
+    import nbformat
+
+    for p in paths:
+        nb = nbformat.read(p, as_version=4)
+        nb.metadata.pop("papermill", None)
+        for cell in nb.cells:
+            cell.metadata.pop("papermill", None)
+            cell.metadata.pop("execution", None)
+        nbformat.write(nb, p)
+
+
 def generate_pages(profile: str) -> None:
     """Write the pages generated from the note, the results store and the benchmarks."""
     from . import bookpages
@@ -142,8 +155,6 @@ def main(argv: list[str] | None = None) -> int:
         load_profile(args.profile)  # fail fast on an unknown profile
         if args.nbval_refs:
             refs = execute_all(args.profile, args.nbval_refs, force=args.force)
-            from .nbrefs import normalise_references
-
             normalise_references(refs)
             print(f"[book] wrote {len(refs)} nbval references to {args.nbval_refs}")
             return 0

@@ -157,7 +157,7 @@ def generated_bib_block(root: Path) -> str:
 
 
 # ------------------------------------------------------------------ driver
-def generate_all(root: Path, out: Path, profile: str) -> None:
+def generate_all(root: Path, out: Path, profile: str, results_dir: Path | None = None) -> None:
     """Write every generated page for `profile` into `out`."""
     out.mkdir(parents=True, exist_ok=True)
     refresh_bib(root)
@@ -170,5 +170,5 @@ def generate_all(root: Path, out: Path, profile: str) -> None:
     _write(out / "performance.md", perfpage.render(root))
     from .claims import render_findings_and_annotations
 
-    for name, text in render_findings_and_annotations(root, out, profile).items():
+    for name, text in render_findings_and_annotations(root, out, profile, results_dir).items():
         _write(out / name, text)

@@ -433,6 +433,20 @@ class Pipeline:
         q["gan_train_accuracy_unfiltered"] = self.gan_train_accuracy("unfiltered")
         q["real_val_accuracy"] = float((self._val_probs.argmax(1) == val_y).mean())
         q["acceptance_rate"] = float(accepted.mean())
+
+        def kn(frac: float, n_: int) -> list[int]:
+            return [int(round(frac * n_)), int(n_)]
+
+        n_syn = len(syn)
+        q["counts"] = {
+            "gan_test": kn(gan_test, n_syn),
+            "real_val": kn(q["real_val_accuracy"], len(val_y)),
+            "precision_synthetic": kn(q["pr_synthetic"]["precision"], q["pr_synthetic"]["n_fake"]),
+            "precision_real": kn(q["pr_real_vs_real"]["precision"], q["pr_real_vs_real"]["n_fake"]),
+        }
+        if "pr_accepted" in q:
+            q["counts"]["precision_accepted"] = kn(q["pr_accepted"]["precision"], q["pr_accepted"]["n_fake"])
+            q["counts"]["precision_rejected"] = kn(q["pr_rejected"]["precision"], q["pr_rejected"]["n_fake"])
         div = compare_diversity(f["val"], val_y, f["synthetic"], syn.labels.numpy(), class_names=syn.class_names)
         self.record("diversity", div.reset_index() if div.index.name else div)
         self.record("gan_quality", q)
