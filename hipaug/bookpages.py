@@ -48,7 +48,7 @@ def cli_help() -> str:
             main([*cmd, "--help"])
         title = "hipaug " + " ".join(cmd) if cmd else "hipaug"
         text = re.sub(r"^usage: .*?hipaug", "usage: hipaug", buf.getvalue().strip())
-        out += [f"### `{title}`", "", "```text", text, "```", ""]
+        out += [f"## `{title}`", "", "```text", text, "```", ""]
     return "\n".join(out)
 
 

@@ -51,8 +51,13 @@ class FilterSpec:
     """The realism filter: how many synthetic images to draw and which to keep."""
 
     synthetic_per_class: int = 150  # AC-GAN samples drawn per limb class (paper: unknown)
-    threshold: float = 0.9  # keep if P(generated class) >= threshold (paper's rule unknown)
-    top_k: int | None = None  # alternatively keep the k best per class (overrides threshold)
+    threshold: float | None = 0.9  # keep if P(generated class) >= threshold (paper's rule unknown)
+    top_k: int | None = None  # alternatively keep the k best per class (set threshold to null)
+
+    @property
+    def rule(self) -> str:
+        """Short description of the selection rule, e.g. 'p>=0.9' or 'top-15'."""
+        return f"top-{self.top_k}" if self.top_k is not None else f"p>={self.threshold:g}"
 
 
 @dataclass(frozen=True)
@@ -195,7 +200,9 @@ def load_profile(name_or_path: str | Path, **overrides: Any) -> Profile:
 
 def validate(p: Profile) -> None:
     """Check cross-field constraints; raise ConfigError naming the field."""
-    if not 0.0 <= p.filter.threshold <= 1.0:
+    if (p.filter.threshold is None) == (p.filter.top_k is None):
+        raise ConfigError("filter: set exactly one of threshold and top_k (the other to null)")
+    if p.filter.threshold is not None and not 0.0 <= p.filter.threshold <= 1.0:
         raise ConfigError(f"filter.threshold={p.filter.threshold} must be in [0, 1]")
     if p.filter.top_k is not None and p.filter.top_k < 1:
         raise ConfigError(f"filter.top_k={p.filter.top_k} must be >= 1")

@@ -474,7 +474,7 @@ def cli_reproduce(args) -> int:
     pipe = Pipeline(args.profile, args.limb_dir, args.pelvic_dir, artifacts=args.artifacts, device=args.device,
                     seed=args.seed, results=args.out)
     report = pipe.table8_report()
-    table = format_mean_sd(report["summary"], METRICS)
+    table = format_mean_sd(report["summary"])
     out = pipe.results_dir
     atomic_write_text(out / "table8.csv", table.to_csv())
     md = ["# Table VIII analogue", "", f"profile `{pipe.profile.name}`, data `{pipe.source}`, seed {pipe.seed}", "",

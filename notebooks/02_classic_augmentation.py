@@ -69,7 +69,7 @@ plots.plt.show()
 
 # %%
 q = pipe.profile.quality
-tests = pd.concat([paired_tests(folds, a, b, METRICS, n_boot=q.n_boot, seed=pipe.seed, alpha=q.alpha)
+tests = pd.concat([paired_tests(folds, a, b, METRICS, n_boot=q.n_boot, seed=pipe.seed, alpha=q.alpha).reset_index()
                    for a, b in (("classic", "without_gan"), ("with_gan", "classic")) if {a, b} <= set(conditions)],
                   ignore_index=True)
 tests[["a", "b", "metric", "mean_diff", "ci_low", "ci_high", "p_two_sided", "significant"]].round(3)

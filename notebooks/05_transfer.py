@@ -53,7 +53,7 @@ folds[["condition", "repeat", "fold", "n_test", *METRICS]].round(3)
 # computed in this run on the data named above the table. Mean ± SD across folds, in percent.
 
 # %%
-ours = format_mean_sd(summary, METRICS)
+ours = format_mean_sd(summary)
 paper = paper_table8()
 paper_fmt = paper.assign(value=paper["mean"].map("{:.2f}".format) + " ± " + paper["sd"].map("{:.1f}".format)) \
     .pivot(index="condition", columns="metric", values="value")[list(PAPER_METRICS)]

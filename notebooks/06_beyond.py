@@ -38,7 +38,7 @@ pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, devic
 abl = pipe.ablations()
 base = pd.concat([pipe.condition_folds(c)[0] for c in pipe.profile.transfer.conditions], ignore_index=True)
 base["rule"] = base["condition"]
-base.loc[base["condition"] == "with_gan", "rule"] = f"with_gan p>={pipe.profile.filter.threshold:g}"
+base.loc[base["condition"] == "with_gan", "rule"] = f"with_gan {pipe.profile.filter.rule}"
 rules = pd.concat([base, abl.assign(rule="with_gan " + abl["rule"])], ignore_index=True) if len(abl) else base
 summarize(rules, METRICS, by="rule").round(3)
 

@@ -37,7 +37,8 @@ def _write(tmp_path, mutate):
 
 @pytest.mark.parametrize("mutate,needle", [
     (lambda r: r.update(image_size=48), "image_size=48"),
-    (lambda r: r["filter"].update(threshold=1.5), "filter.threshold=1.5"),
+    (lambda r: r["filter"].update(threshold=1.5, top_k=None), "filter.threshold=1.5"),
+    (lambda r: r["filter"].update(threshold=0.9, top_k=5), "exactly one"),
     (lambda r: r["transfer"].update(conditions=["with_gan", "magic"]), "magic"),
     (lambda r: r["arch"].update(depth=19), "arch.depth"),
     (lambda r: r.update(colour="blue"), "colour"),
