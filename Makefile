@@ -15,7 +15,8 @@ export HIPAUG_ARTIFACTS := $(abspath $(ARTIFACTS))
 help:
 	@echo "make book [PROFILE=default|smoke|paper]   build the Jupyter Book into _build/html"
 	@echo "make test                                 unit tests, nbval regression, smoke-book checks"
-	@echo "make test-slow                            slow regression tests (AC-GAN digits conditioning)"
+	@echo "make test-fast                            unit tests only"
+	@echo "make test-slow                            slow regression tests only (AC-GAN digits conditioning)"
 	@echo "make nbval-refs                           regenerate tests/notebooks (smoke profile)"
 	@echo "make bench                                benchmarks -> benchmarks/results/"
 
@@ -32,14 +33,19 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
-	HIPAUG_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider tests
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900
 
+# Everything: nbval regression runs of the smoke notebooks (tests/notebooks), unit tests
+# (including the slow AC-GAN conditioning check) and the smoke-book build + browser check.
+test: $(STAMP)
+	HIPAUG_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider $(NBVAL) tests
+
+# Unit tests only (seconds to a minute): no notebooks, no book, no slow checks.
 test-fast: $(STAMP)
-	HIPAUG_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider -m "not slow and not book and not nbval" tests
+	HIPAUG_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider -m "not slow and not book" tests
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider -m slow tests --run-slow
+	HIPAUG_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider -m slow tests
 
 book: $(STAMP)
 	$(PY) -m hipaug.book --profile $(PROFILE)

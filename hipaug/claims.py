@@ -46,7 +46,7 @@ DEFAULT_LEDGER = ROOT / "book" / "claims.yml"
 
 
 @dataclass(frozen=True)
-class Test:
+class Check:
     """One machine-checkable comparison."""
 
     id: str  # short name shown in tables
@@ -72,7 +72,7 @@ class Claim:
     why: str = ""  # context: why it is not testable here; testable: how it is operationalised
     chapters: tuple[str, ...] = ()  # labels of chapters that discuss or test it
     evidence: str = ""  # label of the cell/section producing the evidence
-    tests: tuple[Test, ...] = ()  # testable only
+    tests: tuple[Check, ...] = ()  # testable only
 
 
 @dataclass
@@ -115,7 +115,7 @@ def load_ledger(path: str | Path = DEFAULT_LEDGER) -> Ledger:
     return Ledger(note=note, claims=claims)
 
 
-def _test(t: dict, where: str) -> Test:
+def _test(t: dict, where: str) -> Check:
     result = t.get("result")
     if result not in RESULT_KEYS:
         raise ConfigError(f"{where}: unknown result key {result!r} (known: {', '.join(RESULT_KEYS)})")
@@ -134,7 +134,7 @@ def _test(t: dict, where: str) -> Test:
     role = t.get("role", "primary")
     if role not in ("primary", "secondary"):
         raise ConfigError(f"{where}: role {role!r} is not primary or secondary")
-    return Test(id=str(t.get("id") or f"{t.get('a')} vs {t.get('b')}"), result=result, a=str(t.get("a")), b=str(t.get("b")),
+    return Check(id=str(t.get("id") or f"{t.get('a')} vs {t.get('b')}"), result=result, a=str(t.get("a")), b=str(t.get("b")),
                 metrics=metrics, direction=direction, margin=float(t.get("margin", 0.0)),
                 alpha=float(t.get("alpha", 0.05)), role=role, min_pairs=int(t.get("min_pairs", 3)))
 
@@ -219,7 +219,7 @@ def _verdict(direction: str, effect: float, lo: float, hi: float, p: float, alph
     return "inconclusive"
 
 
-def _paired(t: Test, folds: pd.DataFrame, n_boot: int, seed: int) -> list[MetricResult]:
+def _paired(t: Check, folds: pd.DataFrame, n_boot: int, seed: int) -> list[MetricResult]:
     from .evaluate import paired_test
 
     out = []
@@ -241,7 +241,7 @@ def _paired(t: Test, folds: pd.DataFrame, n_boot: int, seed: int) -> list[Metric
     return out
 
 
-def _proportions(t: Test, q: dict, n_boot: int, seed: int) -> list[MetricResult]:
+def _proportions(t: Check, q: dict, n_boot: int, seed: int) -> list[MetricResult]:
     from scipy.stats import fisher_exact
 
     counts = q.get("counts", {})

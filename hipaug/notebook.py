@@ -31,3 +31,18 @@ def setup(profile: str = "default", seed: int | None = None, limb_dir: str | Non
     style()
     return Pipeline(profile, limb_dir=limb_dir, pelvic_dir=pelvic_dir, artifacts=artifacts, results=results,
                     device=device, seed=seed)
+
+
+def card_markdown(pipe: Pipeline, ds, which: str):
+    """The dataset card as Markdown, naming a phantom set by its artifact rather than a local path."""
+    import dataclasses
+
+    from IPython.display import Markdown
+
+    from .data import dataset_card
+
+    card = dataset_card(ds)
+    user_dir = pipe.limb_dir if which == "limb" else pipe.pelvic_dir
+    if user_dir is None and ds.root is not None:
+        card = dataclasses.replace(card, root=f"phantom ({ds.root.parent.parent.name}/{ds.root.parent.name} in the artifact cache)")
+    return Markdown(card.to_markdown())

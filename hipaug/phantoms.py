@@ -212,31 +212,30 @@ def _smooth_end(z):
 
 
 # -------------------------------------------------------------------------------- textures
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=8)
 def _texture_tile(px_milli: int) -> np.ndarray:
-    """A 256x256 periodic trabecular texture sampled every `px` cm (zero mean).
+    """A 512x512 periodic trabecular texture sampled every `px` cm (zero mean).
 
-    The spectrum is defined in cm (trabeculae ~0.2 cm, density blotches ~1.5 cm) and normalised
-    so that an infinitely fine detector sees unit variance; a coarse pixel grid keeps only the
-    frequencies it can resolve, as a real detector averages trabeculae away.
+    The spectrum is defined in cm (trabeculae ~0.2 cm, stretched 2x along y, the axis of most
+    long bones in the canonical frames; density blotches ~1.5 cm) and normalised so that an
+    infinitely fine detector sees unit variance: a coarse grid keeps only the frequencies it can
+    resolve, as a real detector averages trabeculae away. Fixed constant: no random state used.
     """
     px = px_milli / 1000.0
-    n = 256
-    noise = np.random.default_rng(20190809).standard_normal((n, n))  # fixed constant texture
+    n = 512
+    noise = np.random.default_rng(20190809).standard_normal((n, n))  # a constant, not a draw
     f = np.fft.fftfreq(n, d=px)  # cycles / cm
     fy, fx = np.meshgrid(f, f, indexing="ij")
-    fr = np.hypot(fx, fy)
+    fr = np.hypot(fx, 2.0 * fy)
 
     def spec(r):
         return np.exp(-(((r - 4.5) / 1.6) ** 2)) + 0.3 * np.exp(-((r / 0.7) ** 2))
 
-    h = spec(fr)
-    # unit-variance normalisation against the continuous spectrum (integral of spec^2 over R^2)
-    rr = np.linspace(0, 12, 4000)
-    ref = np.sqrt(np.trapezoid(spec(rr) ** 2 * 2 * np.pi * rr, rr))
-    field = np.fft.ifft2(np.fft.fft2(noise) * h).real / (px * ref)
+    rr = np.linspace(0, 15, 6000)
+    ref = np.sqrt(np.trapezoid(spec(rr) ** 2 * 2 * np.pi * rr, rr) / 2.0)
+    field = np.fft.ifft2(np.fft.fft2(noise) * spec(fr)).real / (px * ref)
     field -= field.mean()
-    return np.clip(field, -3, 3).astype(F32).ravel()
+    return np.clip(field, -3, 3).astype(F32)
 
 
 # ---------------------------------------------------------------------------------- canvas
@@ -250,7 +249,18 @@ class _Canvas:
         self.c = ((np.arange(n, dtype=F32) + 0.5) * self.px - self.fov / 2).astype(F32)
         self.P = np.zeros((batch, n, n), F32)
         self.bone = np.zeros((batch, n, n), F32) if maps else None
-        self.tex = _texture_tile(int(round(self.px * 1000)))
+        self.T = None  # per-image trabecular texture field (B, n, n), set by set_texture
+
+    def set_texture(self, ox, oy) -> None:
+        """Cut each image's texture field from the constant tile at per-image offsets."""
+        tile = _texture_tile(int(round(self.px * 1000)))
+        m = tile.shape[0]
+        ar = np.arange(self.n)
+        self.T = np.empty((self.B, self.n, self.n), F32)
+        for b in range(self.B):
+            rows = (int(oy[b] * m) + ar) % m
+            cols = (int(ox[b] * m) + ar) % m
+            self.T[b] = tile[rows[:, None], cols[None, :]]
 
     def box(self, x0, x1, y0, y1):
         """Index slices and coordinate vectors of a cm box (clipped), or None if empty."""
@@ -265,46 +275,43 @@ class _Canvas:
 
 
 class _Material:
-    """Bone material of one bone in a batch: differential mu of cortex/marrow/cancellous + texture."""
+    """Bone material of one bone in a batch: differential mu of cortex, marrow, cancellous."""
 
-    def __init__(self, cv: _Canvas, cort, canc, tex_amp, off_u, off_v):
+    def __init__(self, cv: _Canvas, cort, canc, tex_amp):
         self.cort, self.canc = _b(cort), _b(canc)
         self.marrow = F32(cv.mu["marrow"])
         self.amp = _b(tex_amp)
-        self.ou, self.ov = _b(off_u), _b(off_v)
-        self.tex = cv.tex
-        self.inv_u = F32(0.5 / cv.px)  # trabeculae stretched 2x along the component axis
-        self.inv_v = F32(1.0 / cv.px)
 
-    def inner(self, inn, c, u, v):
-        """Line integral of the inner (marrow / cancellous) volume."""
-        iu = ((u + self.ou) * self.inv_u).astype(np.int32) & 255
-        iv = ((v + self.ov) * self.inv_v).astype(np.int32) & 255
-        t = self.tex[(iu << 8) | iv]
-        dens = self.canc * (1.0 + self.amp * t)
-        return inn * (self.marrow + (dens - self.marrow) * c)
+    def integral(self, cv: _Canvas, sy, sx, O, inn, K):
+        """Bone line integral from outer chord O, inner chord inn and cancellous chord K."""
+        dens = self.canc * (1.0 + self.amp * cv.T[:, sy, sx]) - self.marrow
+        return self.cort * (O - inn) + self.marrow * inn + K * dens
 
 
 # ------------------------------------------------------------------------------ components
+# Each component returns (O, inn, K): outer chord, inner chord and the cancellous part of the
+# inner chord (cm). A bone is the union of its components (element-wise maximum of each).
 class _Tube:
     """Tapered capsule from a to b: radius lerp(ra, rb) + flares fa/fb near the ends (cm)."""
 
     def __init__(self, ax, ay, bx, by, ra, rb, fa=0.0, fb=0.0, la=1.5, lb=1.5, cort=0.25,
                  cend=0.3, cbase=0.08, depth=1.0, seed_off=0.0, cut_b=0.0, flat=False):
         ax, ay, bx, by = (np.asarray(v, F32) * np.ones(1, F32) for v in (ax, ay, bx, by))
-        # cut_b > 0: no round cap at b; the solid fades out over cut_b cm instead (body trunk)
-        self.cut_b = F32(cut_b)
-        self.flat = flat  # trunk: thickness ~ sqrt(1 - (d/R)**4), a flatter cross-section
         dx, dy = bx - ax, by - ay
         L = np.maximum(np.hypot(dx, dy), 1e-3)
         self.ax, self.ay = _b(ax), _b(ay)
         self.dx, self.dy, self.L = _b(dx / L), _b(dy / L), _b(L)
-        self.ra, self.rb = _b(ra), _b(rb)
+        self.ra = _b(ra)
+        self.slope = _b((np.asarray(rb, F32) - np.asarray(ra, F32)) / L)
+        self.flared = bool(np.any(np.asarray(fa) != 0) or np.any(np.asarray(fb) != 0)
+                           or float(cbase) < 1.0 or float(cend) < 1.0)
         self.fa, self.fb = _b(fa), _b(fb)
         self.ila, self.ilb = _b(1.0 / np.asarray(la, F32)), _b(1.0 / np.asarray(lb, F32))
         self.cort, self.cend, self.cbase = _b(cort), F32(cend), F32(cbase)
         self.depth = _b(2.0 * np.asarray(depth, F32))
-        self.off = F32(seed_off)
+        # cut_b > 0: no round cap at b; the solid fades out over cut_b cm instead
+        self.cut_b = F32(cut_b)
+        self.flat = flat  # trunk: thickness ~ sqrt(1 - (d/R)**4), a flatter cross-section
         rmax = np.maximum(np.asarray(ra) + np.asarray(fa), np.asarray(rb) + np.asarray(fb)) + 0.05
         self._bb = (np.minimum(ax, bx) - rmax, np.maximum(ax, bx) + rmax,
                     np.minimum(ay, by) - rmax, np.maximum(ay, by) + rmax)
@@ -312,30 +319,44 @@ class _Tube:
     def bbox(self):
         return tuple(float(f(v)) for f, v in zip((np.min, np.max, np.min, np.max), self._bb))
 
-    def eval(self, X, Y):
+    def eval(self, X, Y, need_inner=True):
         rx, ry = X - self.ax, Y - self.ay
         t = rx * self.dx + ry * self.dy
-        tc = np.clip(t, 0.0, self.L)
-        ex = rx - tc * self.dx
-        ey = ry - tc * self.dy
-        d2 = ex * ex + ey * ey
-        ga = _smooth_end(tc * self.ila)
-        gb = _smooth_end((self.L - tc) * self.ilb)
-        R = self.ra + (self.rb - self.ra) * (tc / self.L) + self.fa * ga + self.fb * gb
-        e = np.maximum(ga, gb)
-        r = np.maximum(R - self.cort * (1.0 - (1.0 - self.cend) * e), 0.0)
+        tc = np.minimum(np.maximum(t, 0.0), self.L)
+        r2 = rx * rx + ry * ry
+        d2 = r2 - tc * (2.0 * t - tc)  # squared distance to the closest axis point
+        R = self.ra + self.slope * tc
+        if self.flared:
+            ga = _smooth_end(tc * self.ila)
+            gb = _smooth_end((self.L - tc) * self.ilb)
+            R += self.fa * ga + self.fb * gb
+            e = np.maximum(ga, gb)
         if self.flat:
-            O = self.depth * R * np.sqrt(np.maximum(1.0 - d2 * d2 / (R * R) ** 2, 0.0))
-            inn = self.depth * r * np.sqrt(np.maximum(1.0 - d2 * d2 / np.maximum(r * r, 1e-3) ** 2, 0.0))
+            R2 = R * R
+            O = self.depth * R * np.sqrt(np.maximum(1.0 - (d2 * d2) / (R2 * R2), 0.0))
         else:
             O = self.depth * np.sqrt(np.maximum(R * R - d2, 0.0))
-            inn = self.depth * np.sqrt(np.maximum(r * r - d2, 0.0))
-        c = self.cbase + (1.0 - self.cbase) * e
-        v = ey * self.dx - ex * self.dy
         if self.cut_b > 0:
             fade = np.clip((self.L - t) / self.cut_b + 0.5, 0.0, 1.0)
-            O, inn = O * fade, inn * fade
-        return O, inn, c, t + self.off, v
+            O *= fade
+        if not need_inner:
+            return O, None, None
+        if self.flared:
+            r = np.maximum(R - self.cort * (1.0 - (1.0 - self.cend) * e), 0.0)
+        else:
+            r = np.maximum(R - self.cort, 0.0)
+        if self.flat:
+            r2_ = np.maximum(r * r, 1e-3)
+            inn = self.depth * r * np.sqrt(np.maximum(1.0 - (d2 * d2) / (r2_ * r2_), 0.0))
+        else:
+            inn = self.depth * np.sqrt(np.maximum(r * r - d2, 0.0))
+        if self.cut_b > 0:
+            inn *= fade
+        if not self.flared:
+            K = inn * self.cbase if self.cbase < 1.0 else inn
+        else:
+            K = inn * (self.cbase + (1.0 - self.cbase) * e)
+        return O, inn, K
 
 
 class _Ellipsoid:
@@ -347,11 +368,12 @@ class _Ellipsoid:
         c = np.sqrt(a * b) if c is None else np.asarray(c, F32)
         ang = np.asarray(ang, F32)
         self.cx, self.cy = _b(cx), _b(cy)
-        self.co, self.si = _b(np.cos(ang)), _b(np.sin(ang))
-        self.ia, self.ib, self.c2 = _b(1 / a), _b(1 / b), _b(2 * c)
+        co, si = np.cos(ang), np.sin(ang)
+        # quadratic form of the outer and inner ellipse: q = A dx^2 + 2 Bc dx dy + C dy^2
+        self.q_out = tuple(_b(v) for v in _quad(a, b, co, si))
         ai, bi, ci = (np.maximum(v - cort, 0.02) for v in (a, b, c))
-        self.iai, self.ibi, self.ci2 = _b(1 / ai), _b(1 / bi), _b(2 * ci)
-        self.off = F32(seed_off)
+        self.q_in = tuple(_b(v) for v in _quad(ai, bi, co, si))
+        self.c2, self.ci2 = _b(2 * c), _b(2 * ci)
         self.lens = lens  # thickness ~ (1 - rho^2) instead of sqrt: a plate thinning to its edge
         r = np.maximum(a, b) + 0.05
         self._bb = (cx - r, cx + r, cy - r, cy + r)
@@ -359,17 +381,24 @@ class _Ellipsoid:
     def bbox(self):
         return tuple(float(f(v)) for f, v in zip((np.min, np.max, np.min, np.max), self._bb))
 
-    def eval(self, X, Y):
+    def eval(self, X, Y, need_inner=True):
         dx, dy = X - self.cx, Y - self.cy
-        u = dx * self.co + dy * self.si
-        v = dy * self.co - dx * self.si
-        ua, vb = u * self.ia, v * self.ib
-        q = np.maximum(1.0 - ua * ua - vb * vb, 0.0)
+        xx, xy, yy = dx * dx, dx * dy, dy * dy
+        qa, qb, qc = self.q_out
+        q = np.maximum(1.0 - (qa * xx + qb * xy + qc * yy), 0.0)
         O = self.c2 * (q if self.lens else np.sqrt(q))
-        ua, vb = u * self.iai, v * self.ibi
-        q = np.maximum(1.0 - ua * ua - vb * vb, 0.0)
+        if not need_inner:
+            return O, None, None
+        qa, qb, qc = self.q_in
+        q = np.maximum(1.0 - (qa * xx + qb * xy + qc * yy), 0.0)
         inn = self.ci2 * (q if self.lens else np.sqrt(q))
-        return O, inn, F32(1.0), u + self.off, v
+        return O, inn, inn
+
+
+def _quad(a, b, co, si):
+    """Coefficients (A, 2B, C) of (u/a)^2 + (v/b)^2 with u = co dx + si dy, v = co dy - si dx."""
+    ia2, ib2 = 1.0 / (a * a), 1.0 / (b * b)
+    return (co * co * ia2 + si * si * ib2, 2.0 * co * si * (ia2 - ib2), si * si * ia2 + co * co * ib2)
 
 
 class _Ring:
@@ -394,30 +423,31 @@ class _Ring:
         else:
             a0, hw = (np.asarray(v, F32) for v in arc)
             self.arc = (_b(np.cos(a0)), _b(np.sin(a0)), _b(np.cos(hw)))
-        self.off = F32(seed_off)
         r = np.maximum(A, B) + rr + 0.05
         self._bb = (cx - r, cx + r, cy - r, cy + r)
 
     def bbox(self):
         return tuple(float(f(v)) for f, v in zip((np.min, np.max, np.min, np.max), self._bb))
 
-    def eval(self, X, Y):
+    def eval(self, X, Y, need_inner=True):
         dx, dy = X - self.cx, Y - self.cy
-        u = dx * self.co + dy * self.si
-        v = dy * self.co - dx * self.si
-        un, vn = u * self.iA, v * self.iB
+        un = (dx * self.co + dy * self.si) * self.iA
+        vn = (dy * self.co - dx * self.si) * self.iB
         q = np.sqrt(un * un + vn * vn) + 1e-4
         g = np.sqrt((un * self.iA) ** 2 + (vn * self.iB) ** 2) / q + 1e-4
         d = (q - 1.0) / g
         d2 = d * d
         O = self.depth * np.sqrt(np.maximum(self.rr2 - d2, 0.0))
-        inn = self.depth * np.sqrt(np.maximum(self.ri2 - d2, 0.0))
         if self.arc is not None:
             ca, sa, chw = self.arc
-            cosang = (un * ca + vn * sa) / q
-            w = np.clip((cosang - chw) * 6.0, 0.0, 1.0)
-            O, inn = O * w, inn * w
-        return O, inn, F32(1.0), d * 0.0 + (u + v) * 0.7 + self.off, d
+            w = np.clip(((un * ca + vn * sa) / q - chw) * 6.0, 0.0, 1.0)
+            O = O * w
+        if not need_inner:
+            return O, None, None
+        inn = self.depth * np.sqrt(np.maximum(self.ri2 - d2, 0.0))
+        if self.arc is not None:
+            inn = inn * w
+        return O, inn, inn
 
 
 # --------------------------------------------------------------------------------- fracture
@@ -439,96 +469,108 @@ class _Frac:
     pad: float  # how far fragments may move (cm), to grow the evaluation box
     on: np.ndarray | None = None  # which images have this bone fractured
 
+    def forward_box(self, bb):
+        """A box (over the batch) containing T(bb): where the moved fragment's component lands."""
+        x0, x1, y0, y1 = bb
+        cx = np.array([x0, x1, x0, x1])[None, :]
+        cy = np.array([y0, y0, y1, y1])[None, :]
+        ca, sa = np.cos(self.ang)[:, None], np.sin(self.ang)[:, None]
+        fx, fy = self.fx[:, None], self.fy[:, None]
+        px = fx + ca * (cx - fx) - sa * (cy - fy) + self.tx[:, None]
+        py = fy + sa * (cx - fx) + ca * (cy - fy) + self.ty[:, None]
+        return float(px.min()), float(px.max()), float(py.min()), float(py.max())
+
 
 def _smoothstep_px(z, inv_px):
     return np.clip(0.5 + z * inv_px, 0.0, 1.0)
 
 
-def _union(comps, boxes, X, Y, mat: _Material, sub=None):
-    """Union of a bone's components at coordinates X, Y -> bone line integral."""
-    O = inn = M = None
+def _bone_box(cv, comps, pad=0.0):
+    boxes = [c.bbox() for c in comps]
+    x0, x1 = min(b[0] for b in boxes), max(b[1] for b in boxes)
+    y0, y1 = min(b[2] for b in boxes), max(b[3] for b in boxes)
+    return boxes, cv.box(x0 - pad, x1 + pad, y0 - pad, y1 + pad)
+
+
+def _accumulate(cv, comps, boxes, box, inverse=None, frac=None, need_inner=True):
+    """Union (element-wise max) of the components' (O, inn, K) over `box`.
+
+    With ``inverse`` (a function p -> q) the components are evaluated at q = T^-1(p), i.e. the
+    bone moved by T; each component is then only evaluated inside the box of its moved copy.
+    """
+    sy, sx = box[0], box[1]
+    h, w = sy.stop - sy.start, sx.stop - sx.start
+    O = np.zeros((cv.B, h, w), F32)
+    inn = np.zeros_like(O) if need_inner else None
+    K = np.zeros_like(O) if need_inner else None
     for comp, bb in zip(comps, boxes):
-        o, i, c, u, v = comp.eval(X, Y)
-        m = mat.inner(i, c, u, v)
-        if O is None:
-            O, inn, M = o, i, m
-        else:
-            O, inn, M = np.maximum(O, o), np.maximum(inn, i), np.maximum(M, m)
-    return mat.cort * (O - inn) + M
+        sub = cv.box(*(bb if frac is None else frac.forward_box(bb)))
+        if sub is None:
+            continue
+        ssy, ssx, X, Y = sub
+        i0, i1 = max(ssy.start, sy.start), min(ssy.stop, sy.stop)
+        j0, j1 = max(ssx.start, sx.start), min(ssx.stop, sx.stop)
+        if i1 <= i0 or j1 <= j0:
+            continue
+        X, Y = cv.c[None, None, j0:j1], cv.c[None, i0:i1, None]
+        if inverse is not None:
+            X, Y = inverse(X, Y)
+        o, i, k = comp.eval(X, Y, need_inner)
+        ly, lx = slice(i0 - sy.start, i1 - sy.start), slice(j0 - sx.start, j1 - sx.start)
+        np.maximum(O[:, ly, lx], o, out=O[:, ly, lx])
+        if need_inner:
+            np.maximum(inn[:, ly, lx], i, out=inn[:, ly, lx])
+            np.maximum(K[:, ly, lx], k, out=K[:, ly, lx])
+    return O, inn, K
 
 
 def _draw_bone(cv: _Canvas, comps, mat: _Material, frac: _Frac | None = None):
     """Add one bone (union of components, optionally fractured) to the canvas."""
-    boxes = [c.bbox() for c in comps]
-    x0, x1 = min(b[0] for b in boxes), max(b[1] for b in boxes)
-    y0, y1 = min(b[2] for b in boxes), max(b[3] for b in boxes)
+    boxes, box = _bone_box(cv, comps, 0.0 if frac is None else frac.pad)
+    if box is None:
+        return
+    sy, sx, X, Y = box
+    Bp = mat.integral(cv, sy, sx, *_accumulate(cv, comps, boxes, box))
     if frac is None:
-        box = cv.box(x0, x1, y0, y1)
-        if box is None:
-            return
-        sy, sx, _, _ = box
-        h, w = sy.stop - sy.start, sx.stop - sx.start
-        O = np.zeros((cv.B, h, w), F32)
-        inn = np.zeros_like(O)
-        M = np.zeros_like(O)
-        for comp, bb in zip(comps, boxes):
-            sub = cv.box(*bb)
-            if sub is None:
-                continue
-            ssy, ssx, X, Y = sub
-            ly = slice(ssy.start - sy.start, ssy.stop - sy.start)
-            lx = slice(ssx.start - sx.start, ssx.stop - sx.start)
-            o, i, c, u, v = comp.eval(X, Y)
-            m = mat.inner(i, c, u, v)
-            np.maximum(O[:, ly, lx], o, out=O[:, ly, lx])
-            np.maximum(inn[:, ly, lx], i, out=inn[:, ly, lx])
-            np.maximum(M[:, ly, lx], m, out=M[:, ly, lx])
-        val = mat.cort * (O - inn) + M
+        val = Bp
     else:
-        p = frac.pad
-        box = cv.box(x0 - p, x1 + p, y0 - p, y1 + p)
-        if box is None:
-            return
-        sy, sx, X, Y = box
-        X = np.broadcast_to(X, (cv.B, Y.shape[1], X.shape[2]))
-        Y = np.broadcast_to(Y, X.shape)
         ipx = F32(1.0 / cv.px)
         fx, fy, nx, ny = _b(frac.fx), _b(frac.fy), _b(frac.nx), _b(frac.ny)
         g2 = _b(frac.gap) * 0.5
-        # proximal fragment: the bone itself, on the proximal side of the break
-        Bp = _union(comps, boxes, X, Y, mat)
+        # proximal fragment: the bone itself, on the proximal side of the break line
         s = (X - fx) * nx + (Y - fy) * ny
         along = (X - fx) * (-ny) + (Y - fy) * nx
         crack = _smoothstep_px(_b(frac.crack) - (along + 8.0), ipx)  # crack starts 8 cm "before"
-        gapband = _smoothstep_px(s + g2, ipx) - _smoothstep_px(s - g2, ipx)
-        mp = 1.0 - _smoothstep_px(s + g2, ipx) + gapband * (1.0 - crack)
+        hp = _smoothstep_px(s + g2, ipx)
+        gapband = hp - _smoothstep_px(s - g2, ipx)
+        mp = 1.0 - hp + gapband * (1.0 - crack)
         # distal fragment: q = T^-1 p (undo translation, then rotation about the break point)
         ca, sa = _b(np.cos(frac.ang)), _b(np.sin(frac.ang))
-        rx, ry = X - fx - _b(frac.tx), Y - fy - _b(frac.ty)
-        Xq = fx + ca * rx + sa * ry
-        Yq = fy - sa * rx + ca * ry
-        Bd = _union(comps, boxes, Xq, Yq, mat)
-        sq = (Xq - fx) * nx + (Yq - fy) * ny
-        md = _smoothstep_px(sq - g2, ipx)
+        tx, ty = _b(frac.tx), _b(frac.ty)
+
+        def inverse(Xp, Yp):
+            rx, ry = Xp - fx - tx, Yp - fy - ty
+            return fx + ca * rx + sa * ry, fy - sa * rx + ca * ry
+
+        Bd = mat.integral(cv, sy, sx, *_accumulate(cv, comps, boxes, box, inverse, frac))
+        Xq, Yq = inverse(X, Y)
+        md = _smoothstep_px((Xq - fx) * nx + (Yq - fy) * ny - g2, ipx)
         val = Bp * mp + Bd * md
         # comminution: extra crack lines near the break and small cortical fragments
         for k in range(frac.extra.shape[1]):
-            off, an, gw, reach = (_b(frac.extra[:, k, j]) for j in range(4))
             if not np.any(frac.extra[:, k, 2] > 0):
                 continue
-            cx = fx + off * (-ny)
-            cy = fy + off * nx
-            ex_, ey_ = np.cos(an), np.sin(an)
-            d = (X - cx) * ex_ + (Y - cy) * ey_
+            off, an, gw, reach = (_b(frac.extra[:, k, j]) for j in range(4))
+            cx, cy = fx + off * (-ny), fy + off * nx
+            d = (X - cx) * np.cos(an) + (Y - cy) * np.sin(an)
             r2 = (X - cx) ** 2 + (Y - cy) ** 2
             band = np.clip(gw * 0.5 * ipx + 0.5 - np.abs(d) * ipx, 0.0, 1.0)
             val = val * (1.0 - band * (r2 < reach * reach))
         for k in range(frac.frags.shape[1]):
-            oa, on, rad = (_b(frac.frags[:, k, j]) for j in range(3))
             if not np.any(frac.frags[:, k, 2] > 0):
                 continue
-            cx = fx + oa * (-ny) + on * nx
-            cy = fy + oa * nx + on * ny
+            oa, on, rad = (_b(frac.frags[:, k, j]) for j in range(3))
+            cx, cy = fx + oa * (-ny) + on * nx, fy + oa * nx + on * ny
             r2 = (X - cx) ** 2 + (Y - cy) ** 2
             val = val + mat.cort * 2.0 * np.sqrt(np.maximum(rad * rad - r2, 0.0))
     cv.P[:, sy, sx] += val
@@ -536,29 +578,37 @@ def _draw_bone(cv: _Canvas, comps, mat: _Material, frac: _Frac | None = None):
         cv.bone[:, sy, sx] += val
 
 
-def _draw_soft(cv: _Canvas, comps, fat: np.ndarray):
-    """Soft-tissue envelope: union of components, fat over muscle (fat = shell thickness)."""
-    boxes = [c.bbox() for c in comps]
-    x0, x1 = min(b[0] for b in boxes), max(b[1] for b in boxes)
-    y0, y1 = min(b[2] for b in boxes), max(b[3] for b in boxes)
-    box = cv.box(x0, x1, y0, y1)
+def _draw_soft(cv: _Canvas, comps, fat=None):
+    """Soft-tissue envelope: union of components, fat over muscle (cort = fat thickness).
+
+    Evaluated on every second canonical pixel and interpolated: soft tissue is smooth, and it
+    covers most of the field, so this halves the cost of a phantom.
+    """
+    half = _Canvas.__new__(_Canvas)
+    half.B, half.n, half.fov = cv.B, (cv.n + 1) // 2, cv.fov
+    half.px = cv.px * 2
+    half.c = (cv.c[0::2] + 0.5 * cv.px).astype(F32)
+    boxes, box = _bone_box(half, comps)
     if box is None:
         return
-    sy, sx, _, _ = box
-    h, w = sy.stop - sy.start, sx.stop - sx.start
-    O = np.zeros((cv.B, h, w), F32)
-    inn = np.zeros_like(O)
-    for comp, bb in zip(comps, boxes):
-        sub = cv.box(*bb)
-        if sub is None:
-            continue
-        ssy, ssx, X, Y = sub
-        ly = slice(ssy.start - sy.start, ssy.stop - sy.start)
-        lx = slice(ssx.start - sx.start, ssx.stop - sx.start)
-        o, i, _, _, _ = comp.eval(X, Y)
-        np.maximum(O[:, ly, lx], o, out=O[:, ly, lx])
-        np.maximum(inn[:, ly, lx], i, out=inn[:, ly, lx])
-    cv.P[:, sy, sx] += cv.mu["fat"] * O + (cv.mu["muscle"] - cv.mu["fat"]) * inn
+    O, inn, _ = _accumulate(half, comps, boxes, box)
+    val = cv.mu["fat"] * O + (cv.mu["muscle"] - cv.mu["fat"]) * inn
+    full = np.zeros((cv.B, half.n, half.n), F32)
+    full[:, box[0], box[1]] = val
+    U = _upsample_matrix(cv.n, half.n)
+    cv.P += np.matmul(np.matmul(U, full), U.T)
+
+
+@functools.lru_cache(maxsize=16)
+def _upsample_matrix(n: int, m: int) -> np.ndarray:
+    """(n, m) linear interpolation from the half grid (centres at 2j + 0.5) to the full grid."""
+    pos = np.clip((np.arange(n) - 0.5) / 2.0, 0, m - 1)
+    j0 = np.minimum(np.floor(pos).astype(int), m - 2)
+    w = pos - j0
+    U = np.zeros((n, m), F32)
+    U[np.arange(n), j0] = 1 - w
+    U[np.arange(n), j0 + 1] += w
+    return U
 
 
 def _add_blob(cv: _Canvas, cx, cy, a, b, c, ang, mu):
@@ -568,8 +618,7 @@ def _add_blob(cv: _Canvas, cx, cy, a, b, c, ang, mu):
     if box is None:
         return
     sy, sx, X, Y = box
-    O = e.eval(X, Y)[0]
-    cv.P[:, sy, sx] += _b(mu) * O
+    cv.P[:, sy, sx] += _b(mu) * e.eval(X, Y, need_inner=False)[0]
 
 
 # ------------------------------------------------------------------------- fracture sampling
@@ -619,8 +668,9 @@ def _limb_fracture(F: _Draw, on: np.ndarray, difficulty: float, ax, ay, bx, by, 
 
 
 # --------------------------------------------------------------------------------- patients
-def _patient(A: _Draw, difficulty: float) -> dict:
+def _patient(cv: _Canvas, A: _Draw, difficulty: float) -> dict:
     """Patient variation shared by all parts (scales relative to an average adult)."""
+    cv.set_texture(A.col(), A.col())
     op = A.col() ** 1.3  # age-like osteopenia 0..1
     return dict(
         size=A.norm(1.0, 0.05),  # body size / bone length
@@ -635,10 +685,9 @@ def _patient(A: _Draw, difficulty: float) -> dict:
     )
 
 
-def _mat(cv: _Canvas, pt: dict, A: _Draw, scale: float = 1.0) -> _Material:
+def _mat(cv: _Canvas, pt: dict, A: _Draw | None = None, scale: float = 1.0) -> _Material:
     return _Material(cv, pt["cort_rel"] * cv.mu["cort"], pt["canc_rel"] * cv.mu["canc"] * scale,
-                     pt["tex_amp"],
-                     A.uni(0, 40), A.uni(0, 40))
+                     pt["tex_amp"])
 
 
 # ------------------------------------------------------------------------------ limb scenes
@@ -651,7 +700,7 @@ def _rot(x, y, ang):
 
 
 def _scene_forearm(cv, A, F, on, difficulty):
-    pt = _patient(A, difficulty)
+    pt = _patient(cv, A, difficulty)
     B = cv.B
     sz, wd = pt["size"], pt["width"]
     cf = pt["cort_frac"]
@@ -772,7 +821,7 @@ def _limb_meta(pt, on, ftype, sev, fracs, which, bone, frac_xy, st):
 
 
 def _scene_hand(cv, A, F, on, difficulty):
-    pt = _patient(A, difficulty)
+    pt = _patient(cv, A, difficulty)
     sz, wd, cf = pt["size"], pt["width"], pt["cort_frac"]
     st, fat = pt["soft"], pt["fat"]
     sq = np.sqrt(st)
@@ -865,7 +914,7 @@ def _scene_hand(cv, A, F, on, difficulty):
 
 
 def _scene_knee(cv, A, F, on, difficulty):
-    pt = _patient(A, difficulty)
+    pt = _patient(cv, A, difficulty)
     sz, wd, cf = pt["size"], pt["width"], pt["cort_frac"]
     st, fat = pt["soft"], pt["fat"]
     ys = A.uni(-0.8, 0.8)
@@ -919,7 +968,7 @@ def _scene_knee(cv, A, F, on, difficulty):
 
 
 def _scene_lower_leg(cv, A, F, on, difficulty):
-    pt = _patient(A, difficulty)
+    pt = _patient(cv, A, difficulty)
     sz, wd, cf = pt["size"], pt["width"], pt["cort_frac"]
     st, fat = pt["soft"], pt["fat"]
     ys = A.uni(-1.5, 1.5)
@@ -1075,7 +1124,7 @@ def _hip_fracture(F: _Draw, on, difficulty, hx, hy, hr, geo, sz):
 
 
 def _scene_pelvis(cv, A, F, on, difficulty):
-    pt = _patient(A, difficulty)
+    pt = _patient(cv, A, difficulty)
     sz, wd = pt["size"], pt["width"]
     st, fat = pt["soft"], pt["fat"]
     ys = A.uni(-1.2, 1.2)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: notebooks are executed headless by papermill
 
 from .errors import ConfigError
 

@@ -22,11 +22,11 @@ artifacts = None  # None: $HIPAUG_ARTIFACTS or ./artifacts
 
 # %%
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from hipaug import plots
-from hipaug.data import dataset_card, patient_kfold
-from hipaug.notebook import setup
+from hipaug.data import patient_kfold
+from hipaug.notebook import card_markdown, setup
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
 limb, pelvic = pipe.limb, pipe.pelvic
@@ -40,7 +40,7 @@ print(f"profile={pipe.profile.name} source={pipe.source} image_size={pipe.profil
 # comminuted), with the distal fragment displaced or angulated from subtle to obvious.
 
 # %%
-display(Markdown(dataset_card(limb).to_markdown()))
+card_markdown(pipe, limb, "limb")
 
 # %%
 fig = plots.class_grid(limb.images, limb.labels, limb.class_names, per_class=8, seed=pipe.seed)
@@ -54,7 +54,7 @@ plots.plt.show()
 # intertrochanteric. Each image carries its metadata.
 
 # %%
-display(Markdown(dataset_card(pelvic).to_markdown()))
+card_markdown(pipe, pelvic, "pelvic")
 
 # %%
 fig = plots.class_grid(pelvic.images, pelvic.labels, pelvic.class_names, per_class=8, seed=pipe.seed)
