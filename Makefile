@@ -24,7 +24,7 @@ help:
 $(STAMP): pyproject.toml
 	@set -e; want=$$(sha256sum pyproject.toml | cut -d' ' -f1); \
 	if [ -x $(PY) ] && [ -f $(STAMP) ] && [ "$$(cat $(STAMP))" = "$$want" ]; then touch $(STAMP); exit 0; fi; \
-	echo "[hipaug] creating $(VENV) with $(PYTHON) (pinned torch==2.14.1, torchvision==0.29.1)"; \
+	echo "[hipaug] setting up $(VENV) with $(PYTHON) (pyproject.toml changed or no venv; pinned torch==2.14.1, torchvision==0.29.1)"; \
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV); \
 	$(PY) -m pip install --quiet --upgrade pip 2>/dev/null || true; \
 	$(PY) -m pip install --quiet --progress-bar off -e '.[test]'; \

@@ -77,7 +77,6 @@ class Pipeline:
         self._results_root = Path(results) if results is not None else default_results_root()
         self._finetune_dirs: dict[tuple, Path] = {}
         deterministic(True)
-        torch.set_num_threads(max(1, torch.get_num_threads()))
 
     @staticmethod
     def _check_dir(d: str | Path | None, name: str) -> Path | None:

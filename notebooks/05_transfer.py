@@ -57,6 +57,7 @@ ours = format_mean_sd(summary)
 paper = paper_table8()
 paper_fmt = paper.assign(value=paper["mean"].map("{:.2f}".format) + " ± " + paper["sd"].map("{:.1f}".format)) \
     .pivot(index="condition", columns="metric", values="value")[list(PAPER_METRICS)]
+paper_fmt["auc"] = "not reported"
 side = pd.concat({"paper (Table VIII)": paper_fmt.rename(index=lambda c: c + " (paper)"),
                   f"hipaug ({pipe.profile.name}, {pipe.source})": ours.loc[[c for c in ("without_gan", "with_gan") if c in ours.index]]})
 print(f"profile={pipe.profile.name} source={pipe.source} folds={pipe.profile.transfer.k_folds} repeats={pipe.profile.transfer.repeats}")
