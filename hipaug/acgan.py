@@ -9,6 +9,10 @@ Deliberate departures from widely copied public AC-GANs (see PAPER.md, "Known pi
 - both heads return LOGITS; the losses are `BCEWithLogitsLoss` and `CrossEntropyLoss`
   (no Softmax module anywhere, so softmax is never applied twice);
 - D's class head learns on real images only by default (`aux_fake_in_d=False`);
+- G's loss adds MSGAN's mode-seeking term (Mao et al., CVPR 2019; `mode_seeking=1.0`, 0 gives
+  the plain AC-GAN): on the digits check (scripts/digits_conditioning.py) the plain AC-GAN drew
+  one image per class whatever z was, an intra-class collapse GAN-test accuracy cannot see;
+  every run logs `g_pair_ratio` (image distance per latent distance, same class) to show it;
 - runs are seeded, checkpointed atomically and resume bit for bit on CPU.
 """
 
@@ -55,6 +59,7 @@ __all__ = [
     "build_models",
     "discriminator_loss",
     "generator_loss",
+    "mode_seeking_loss",
     "train_acgan",
     "load_generator",
     "recalibrate_batchnorm",
@@ -62,6 +67,8 @@ __all__ = [
     "sample_dataset",
     "sample_to_folder",
     "save_grid",
+    "read_history",
+    "read_run_config",
     "HISTORY_COLUMNS",
 ]
 
@@ -71,18 +78,20 @@ HISTORY_NAME = "history.csv"
 SAMPLES_DIR = "samples"
 _CHECKPOINT_FORMAT = 1
 
-# Columns of history.csv after `step`; each is the mean over the steps since the previous row.
+# Columns of history.csv after `step`; each is the mean over the steps since the previous row
+# (D columns also over the n_critic D updates of a step).
 HISTORY_COLUMNS = (
     "d_loss",  # D's total loss: adversarial + aux_weight * class loss
     "d_adv_loss",  # BCE of D's real/fake head on real and generated batches (summed)
     "d_aux_loss",  # CE of D's class head (real images; + generated if aux_fake_in_d)
-    "g_loss",  # G's total loss: adversarial + aux_weight * class loss
+    "g_loss",  # G's loss: adversarial + aux_weight * class loss (mode-seeking term not included)
     "g_adv_loss",  # non-saturating BCE of D's real/fake head on generated images (target real)
     "g_aux_loss",  # CE of D's class head on generated images vs their conditioning class
     "d_real_acc",  # fraction of real images D calls real (logit > 0)
     "d_fake_acc",  # fraction of generated images D calls fake (logit < 0)
     "aux_acc_real",  # D's class-head accuracy on real images
     "aux_acc_fake",  # D's class-head accuracy on generated images (how well G is conditioned)
+    "g_pair_ratio",  # mean|G(z1,y)-G(z2,y)| / mean|z1-z2| over same-class pairs; ~0 = collapse
 )
 
 # Fields that may change between a run and its resumption: they do not alter the training maths.
@@ -111,9 +120,14 @@ class ACGANConfig:
     betas: tuple[float, float] = (0.5, 0.999)  # Adam betas for both networks (DCGAN default)
     label_smoothing: float = 0.0  # one-sided: real target is 1 - label_smoothing, fake stays 0
     spectral_norm: bool = False  # spectral norm on D's convs/linears (then D has no BatchNorm)
+    d_batchnorm: bool = True  # BatchNorm after D's inner convs (DCGAN); never with spectral_norm
+    minibatch_std: bool = False  # ProGAN minibatch-stddev map before D's heads; did not stop collapse
+    #   within a class on the digits check (the spread between classes fills the batch statistic)
     ema_decay: float = 0.999  # EMA of G's weights used for sampling; 0 disables (EMA == G)
     n_critic: int = 1  # D updates per G update
     aux_weight: float = 1.0  # weight of the class (auxiliary) loss in both D's and G's loss
+    mode_seeking: float = 1.0  # weight of MSGAN's mode-seeking term in G's loss (0: plain AC-GAN);
+    #   our choice, not the paper's: without it G ignored z on the digits check (one image per class)
     aux_fake_in_d: bool = False  # also train D's class head on generated images; off because a
     #   class head that learns G's current samples rewards G for drawing whatever D already files
     #   under the class, a known route to collapse within a class (PAPER.md, known pitfalls)
@@ -146,9 +160,11 @@ class ACGANConfig:
         if not (0.0 <= self.ema_decay < 1.0):
             raise ConfigError(f"ema_decay={self.ema_decay!r} must be in [0, 1) (0 disables the EMA)")
         _check_int(self, "n_critic", 1)
-        if not (isinstance(self.aux_weight, (int, float)) and math.isfinite(self.aux_weight) and self.aux_weight >= 0):
-            raise ConfigError(f"aux_weight={self.aux_weight!r} must be a number >= 0")
-        for name in ("spectral_norm", "aux_fake_in_d"):
+        for name in ("aux_weight", "mode_seeking"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ConfigError(f"{name}={v!r} must be a number >= 0")
+        for name in ("spectral_norm", "d_batchnorm", "minibatch_std", "aux_fake_in_d"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}={getattr(self, name)!r} must be true or false")
         _check_int(self, "log_every", 1)
@@ -261,39 +277,49 @@ class Discriminator(nn.Module):
         width: int = 64,
         spectral_norm: bool = False,
         max_mult: int = 8,
+        minibatch_std: bool = False,
+        batch_norm: bool = True,
     ) -> None:
         super().__init__()
         if num_classes < 1:
             raise ConfigError(f"num_classes={num_classes} must be >= 1")
         n = _num_blocks(image_size)
         self.num_classes, self.image_size = num_classes, image_size
+        self.minibatch_std = minibatch_std
         sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
         chans = [width * min(2**i, max_mult) for i in range(n)]  # after each stride-2 conv
         layers: list[nn.Module] = []
         c_in = 1
         for i, c in enumerate(chans):
             # No BatchNorm on the first conv (DCGAN) nor anywhere under spectral norm.
-            use_bn = i > 0 and not spectral_norm
+            use_bn = batch_norm and i > 0 and not spectral_norm
             layers.append(sn(nn.Conv2d(c_in, c, 4, 2, 1, bias=not use_bn)))
             if use_bn:
                 layers.append(nn.BatchNorm2d(c))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             c_in = c
         self.features = nn.Sequential(*layers)
-        feat = chans[-1] * 16
+        feat = (chans[-1] + int(minibatch_std)) * 16
         self.adv_head = sn(nn.Linear(feat, 1))  # real/fake logit
         self.class_head = sn(nn.Linear(feat, num_classes))  # class logits (no softmax here)
         _dcgan_init(self)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.features(x).flatten(1)
+        h = self.features(x)
+        if self.minibatch_std:
+            # ProGAN's minibatch standard deviation: one extra 4x4 map holding the batch's mean
+            # feature spread, so a batch of near-identical fakes is easy to call fake.
+            s = h.float().var(0, unbiased=False).add(1e-8).sqrt().mean()
+            h = torch.cat([h, s.to(h.dtype).expand(h.shape[0], 1, *h.shape[2:])], dim=1)
+        h = h.flatten(1)
         return self.adv_head(h).squeeze(1), self.class_head(h)
 
 
 def build_models(cfg: ACGANConfig, num_classes: int) -> tuple[Generator, Discriminator]:
     """Create G and D for `cfg` (initialised from the global torch RNG: seed it first)."""
     G = Generator(num_classes, cfg.latent_dim, cfg.image_size, cfg.g_width, cfg.max_mult, cfg.conditioning)
-    D = Discriminator(num_classes, cfg.image_size, cfg.d_width, cfg.spectral_norm, cfg.max_mult)
+    D = Discriminator(num_classes, cfg.image_size, cfg.d_width, spectral_norm=cfg.spectral_norm,
+                      max_mult=cfg.max_mult, minibatch_std=cfg.minibatch_std, batch_norm=cfg.d_batchnorm)
     return G, D
 
 
@@ -341,13 +367,34 @@ def generator_loss(
     aux = F.cross_entropy(cls_f, fake_labels)
     loss = adv + aux_weight * aux
     with torch.no_grad():
-        stats = torch.stack([loss.detach(), adv.detach(), aux.detach(), (cls_f.argmax(1) == fake_labels).float().mean()])
+        aux_acc = (cls_f.argmax(1) == fake_labels).float().mean()
+        stats = torch.stack([loss.detach(), adv.detach(), aux.detach(), aux_acc])
     return loss, stats
+
+
+def _pair_labels(labels: torch.Tensor) -> torch.Tensor:
+    """Give the second half of a batch the labels of the first half (same-class pairs)."""
+    h = labels.shape[0] // 2
+    return torch.cat([labels[:h], labels[:h], labels[2 * h:]])
+
+
+def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """MSGAN's mode-seeking term (Mao et al., CVPR 2019) for a batch built by `_pair_labels`.
+
+    Returns (1 / (ratio + eps), ratio) with ratio = mean|G(z1,y) - G(z2,y)| / mean|z1 - z2|:
+    a generator that ignores z (collapse within a class) has ratio 0.
+    """
+    h = fake.shape[0] // 2
+    if h == 0:
+        zero = fake.new_zeros(())
+        return zero, zero
+    ratio = (fake[:h] - fake[h:2 * h]).abs().mean() / (z[:h] - z[h:2 * h]).abs().mean()
+    return 1.0 / (ratio + eps), ratio
 
 
 # Order of the per-step stats vector (D stats, then G stats) -> HISTORY_COLUMNS order.
 _D_STATS = ("d_loss", "d_adv_loss", "d_aux_loss", "d_real_acc", "d_fake_acc", "aux_acc_real")
-_G_STATS = ("g_loss", "g_adv_loss", "g_aux_loss", "aux_acc_fake")
+_G_STATS = ("g_loss", "g_adv_loss", "g_aux_loss", "aux_acc_fake", "g_pair_ratio")
 _STAT_ORDER = _D_STATS + _G_STATS
 
 
@@ -543,7 +590,8 @@ def train_acgan(
         if ckpt_path.exists():
             ckpt = torch_load(ckpt_path)
             if int(ckpt.get("format", -1)) != _CHECKPOINT_FORMAT:
-                raise ConfigError(f"resume: {ckpt_path} has checkpoint format {ckpt.get('format')}, expected {_CHECKPOINT_FORMAT}")
+                raise ConfigError(f"resume: {ckpt_path} has checkpoint format {ckpt.get('format')}, "
+                                  f"expected {_CHECKPOINT_FORMAT}")
             _check_resume(ckpt["record"], cfg, dataset, seed, ckpt_path)
     elif ckpt_path.exists():
         raise ConfigError(f"run_dir={run_dir} already holds {CHECKPOINT_NAME}; pass resume=True or use a new folder")
@@ -638,15 +686,19 @@ def train_acgan(
             opt_d.step()
             d_sum += d_stats
         idx, z = draw(B)
-        y_fake = y_all[idx]
+        y_fake = _pair_labels(y_all[idx])  # same-class pairs: measures (and can reward) diversity
         with autocast():
-            g_loss, g_stats = generator_loss(D, G(z, y_fake).float(), y_fake, cfg.aux_weight)
+            fake = G(z, y_fake).float()
+            g_loss, g_stats = generator_loss(D, fake, y_fake, cfg.aux_weight)
+            ms_loss, ms_ratio = mode_seeking_loss(fake, z)
+            if cfg.mode_seeking > 0:
+                g_loss = g_loss + cfg.mode_seeking * ms_loss
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
         step += 1
         _ema_update(G_ema, G, cfg.ema_decay, step)  # ema_decay=0: G_ema is an exact copy of G
-        acc += torch.cat([d_sum / cfg.n_critic, g_stats])
+        acc += torch.cat([d_sum / cfg.n_critic, g_stats, ms_ratio.detach().reshape(1)])
         acc_n += 1
 
         if step % cfg.log_every == 0 or step == cfg.steps:
@@ -676,8 +728,8 @@ def load_generator(
 ) -> tuple[Generator, tuple[str, ...], ACGANConfig]:
     """Load G (the EMA copy by default) from a run folder, in eval mode on `device`.
 
-    With `recalibrate` the BatchNorm statistics are re-estimated from 512 fresh samples
-    (fixed seed, so loading is deterministic): see `recalibrate_batchnorm`.
+    With `recalibrate` the BatchNorm statistics are re-estimated from 8 batches of fresh
+    samples (fixed seed, so loading is deterministic): see `recalibrate_batchnorm`.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -756,10 +808,7 @@ def sample_dataset(run_dir: str | Path, per_class: int, seed: int, ema: bool = T
 def sample_to_folder(run_dir: str | Path, out_dir: str | Path, per_class: int, seed: int, ema: bool = True) -> Path:
     """Write generated images as `out_dir/<class>/<id>.png` (8-bit) plus `manifest.csv`."""
     ds = sample_dataset(run_dir, per_class, seed, ema=ema)
-    writer = getattr(hdata, "write_dataset", None)
-    if writer is not None:
-        return Path(writer(ds, out_dir))
-    return _write_png_folder(ds, Path(out_dir))
+    return Path(hdata.write_dataset(ds, out_dir))
 
 
 def _png_bytes(img: np.ndarray) -> bytes:
@@ -772,17 +821,6 @@ def _png_bytes(img: np.ndarray) -> bytes:
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
     return x.clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
-
-
-def _write_png_folder(ds: Any, out_dir: Path) -> Path:
-    # Fallback used only while hipaug.data.write_dataset is not available.
-    out_dir.mkdir(parents=True, exist_ok=True)
-    meta = ds.meta.copy()
-    imgs = _to_uint8(ds.images[:, 0])
-    for rel, img in zip(meta["path"], imgs):
-        atomic_write_bytes(out_dir / rel, _png_bytes(img))
-    atomic_write_text(out_dir / "manifest.csv", meta.to_csv(index=False))
-    return out_dir
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, padding: int = 2) -> Path:

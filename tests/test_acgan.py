@@ -25,6 +25,15 @@ def _quiet(monkeypatch):
     monkeypatch.setenv("HIPAUG_PROGRESS", "0")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    # Tiny tensors: extra threads only add contention on a shared machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_dataset(n: int = 18, size: int = 32, seed: int = 0, classes=CLASSES) -> data.ImageDataset:
     """Class-dependent blobs so the class head has something to learn."""
     g = torch.Generator().manual_seed(seed)
@@ -62,11 +71,11 @@ def trained_run(tmp_path_factory):
 
 
 @pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("sn", [False, True])
-def test_shapes_range_and_gradients(size, sn):
+@pytest.mark.parametrize("sn,mbstd,cond", [(False, False, "concat"), (True, True, "mul")])
+def test_shapes_range_and_gradients(size, sn, mbstd, cond):
     torch.manual_seed(0)
-    G = acgan.Generator(3, latent_dim=8, image_size=size, width=4)
-    D = acgan.Discriminator(3, image_size=size, width=4, spectral_norm=sn)
+    G = acgan.Generator(3, latent_dim=8, image_size=size, width=4, conditioning=cond)
+    D = acgan.Discriminator(3, image_size=size, width=4, spectral_norm=sn, minibatch_std=mbstd)
     z, y = torch.randn(2, 8), torch.tensor([0, 2])
     x = G(z, y)
     assert x.shape == (2, 1, size, size)
@@ -199,6 +208,24 @@ def test_spectral_norm_option_applies_to_discriminator_layers():
     assert [m for m in plain.modules() if isinstance(m, nn.BatchNorm2d)]
 
 
+def test_discriminator_without_batchnorm():
+    D = acgan.Discriminator(3, image_size=32, width=4, batch_norm=False)
+    assert not [m for m in D.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert not any(parametrize.is_parametrized(m) for m in D.modules())
+
+
+def test_mode_seeking_pairs_and_ratio():
+    y = acgan._pair_labels(torch.tensor([3, 1, 4, 1, 5]))
+    assert y.tolist() == [3, 1, 3, 1, 5]
+    z = torch.randn(4, 8)
+    same = torch.ones(4, 1, 32, 32)  # a generator that ignores z
+    loss, ratio = acgan.mode_seeking_loss(same, z)
+    assert ratio == 0 and loss > 1e4
+    varied = torch.cat([torch.zeros(2, 1, 32, 32), torch.ones(2, 1, 32, 32)])
+    loss2, ratio2 = acgan.mode_seeking_loss(varied, z)
+    assert ratio2 > 0 and loss2 < loss
+
+
 def test_ema_differs_from_g_after_training(trained_run):
     run, _ = trained_run
     ck = torch.load(run.checkpoint_path, weights_only=True)
@@ -220,6 +247,7 @@ def test_ema_equals_g_when_disabled(tmp_path):
         ("g_width", 0), ("lr_g", 0.0), ("lr_d", -1e-3), ("betas", (0.5, 1.0)), ("label_smoothing", 0.6),
         ("ema_decay", 1.0), ("n_critic", 0), ("aux_weight", -1.0), ("device", "tpu"),
         ("conditioning", "film"), ("spectral_norm", "yes"), ("checkpoint_every", -5), ("log_every", 0),
+        ("mode_seeking", -1.0), ("minibatch_std", 1), ("max_mult", 0),
     ],
 )
 def test_config_validation(field, value):
@@ -285,7 +313,10 @@ def _assert_same(a, b, where=""):
         assert a == b, where
 
 
-@pytest.mark.parametrize("variant", [{}, {"spectral_norm": True, "n_critic": 2, "label_smoothing": 0.1}])
+@pytest.mark.parametrize("variant", [
+    {},
+    {"spectral_norm": True, "minibatch_std": True, "n_critic": 2, "label_smoothing": 0.1, "mode_seeking": 0.0},
+])
 def test_resume_is_bit_identical(tmp_path, variant):
     ds = tiny_dataset()
     cfg = tiny_cfg(sample_every=0, **variant)
