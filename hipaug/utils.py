@@ -17,6 +17,8 @@ from tqdm import tqdm  # plain text bars: notebooks are executed headless by pap
 from .errors import ConfigError
 
 SUPPORTED_SIZES = (32, 64, 128, 256)
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def check_image_size(image_size: int, name: str = "image_size") -> int:
@@ -69,6 +71,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
