@@ -3,77 +3,111 @@
 Lin & Chung pre-train a hip-fracture classifier on limb radiographs (plus AC-GAN samples) and
 fine-tune it on pelvic radiographs from Linkou Chang Gung Memorial Hospital. Those images are
 private, so this module draws physics-inspired phantoms of the same two kinds: a *limb* set
-(several body parts, each normal or fractured) and an *AP pelvis* set (hip fracture or normal).
+(four body parts, each normal or fractured) and an *AP pelvis* set (hip fracture or normal).
+Public API: ``render_limb``, ``render_pelvic``, ``render_pair`` (one patient with and without
+the fracture), ``write_dataset``, ``write_limb_dataset``, ``write_pelvic_dataset``.
 
-Image formation (per image, vectorised over a batch)
-    1. Anatomy is analytic 3-D solids in a canonical frame (cm, x right, y down). A bone is the
-       union of components: tapered capsules ("tubes") along a centre line with flared ends,
-       ellipsoids (heads, condyles, carpal bones, trochanters), thin ellipsoid shells (iliac
-       wings) and tubes along an ellipse (pelvic brim, obturator rings, acetabular roof). For a
-       ray at distance d from a capsule axis the chord is exactly ``2*sqrt(R**2 - d**2)``; an
-       ellipsoid gives ``2c*sqrt(1 - (u/a)**2 - (v/b)**2)``. Each component has an outer and an
-       inner chord (inner radius = outer minus the cortical thickness); the union of components
-       takes the maximum of each, so the cortical shell shows only on the bone's silhouette and a
-       medullary canal (marrow, ~soft tissue) runs between two bright cortices ("tram lines").
-       Near the ends the cortex thins and the inner volume becomes cancellous bone whose density
-       is modulated by band-limited trabecular noise (fixed tiles, anisotropic along the bone
-       axis, power spectrum defined in cm so coarse pixels average it away like a real detector).
-    2. Line integral ``P = sum(mu_i * chord_i)`` with differential coefficients (bone replaces
-       soft tissue): soft tissue is an envelope of fat over muscle; bowel gas (pelvis) subtracts.
+Image formation (vectorised with numpy over chunks of images of one part)
+    1. Anatomy is analytic 3-D solids in a canonical frame (cm, x right, y down), per image
+       parameters. A bone is the union of components: tapered capsules ("tubes") along a centre
+       line with flared ends (metaphyses), ellipsoids (heads, condyles, carpals, trochanters,
+       vertebral pedicles), lens-shaped plates (iliac wings) and tubes along an ellipse (iliac
+       crest, pelvic brim, obturator rings, acetabular roof). For a ray at distance d from a
+       capsule's axis the chord is exactly ``2*sqrt(R**2 - d**2)``; an ellipsoid gives
+       ``2c*sqrt(1 - (u/a)**2 - (v/b)**2)``. Every component has an outer chord and an inner
+       chord (radius minus the cortical thickness); the union takes the element-wise maximum of
+       each, so the dense cortical shell shows only on the bone's silhouette and a medullary
+       canal runs between two bright cortices ("tram lines"). Towards the ends the cortex thins
+       and the inner volume becomes cancellous bone, modulated by band-limited trabecular noise
+       (a constant 512x512 tile, spectrum defined in cm: ~2 mm trabeculae stretched along y plus
+       ~1.5 cm density blotches, so coarse pixels average it away like a real detector).
+    2. Line integral ``P = sum(mu_i * chord_i)`` with *differential* coefficients (a bone
+       replaces the soft tissue it occupies). Two beam qualities: extremities at low kVp (bone
+       contrast high), the pelvis at ~75 kV. Soft tissue = fat shell over muscle (evaluated on a
+       half-resolution grid: it is smooth); bowel gas pockets and sacral foramina subtract.
     3. Pose: the canonical line integral is resampled (bilinear) into the detector frame with a
-       random rotation, translation, zoom and mirror (laterality).
-    4. Detector: burned-in lead laterality marker (``L``/``R`` from a 5x7 bitmap font), heel-effect
-       gradient, collimation (blocked primary outside a slightly rotated rectangle), Beer-Lambert
-       primary ``exp(-P)``, scatter (``spr * blur(primary)``, a wide Gaussian), quantum noise
-       (Poisson approximated by ``I + sqrt(I / N0) * z``, N0 photons per unattenuated pixel, scaled
-       with pixel area), small detector blur, log detection ``D = -log(I)``, unsharp-mask edge
-       enhancement, and a film-like sigmoid window with exposure/contrast/gamma jitter.
-       Display convention as on film/PACS: high attenuation is white (bone bright, air dark,
-       unexposed collimated borders white).
+       random rotation, shift, zoom and mirror (laterality; the lead marker agrees with it).
+    4. Detector and display: burned-in lead marker (``L``/``R`` from a 5x7 bitmap font) inside the
+       field, heel-effect gradient, collimation (blocked primary outside a slightly rotated
+       rectangle, shown white as unexposed film), Beer-Lambert primary ``exp(-P)``, scatter
+       (``spr * blur(primary)``), quantum noise (Poisson approximated by ``I + sqrt(I/N0) z``),
+       detector blur, log detection ``D = -log(I)``, digital processing (large-scale dynamic
+       range compression and unsharp-mask edge enhancement) and a film-like sigmoid window set
+       from the image histogram inside the field, with contrast/brightness jitter. Convention as
+       on film/PACS: high attenuation is white (bone bright, air dark).
 
 Parts and pathology
-    Limbs: ``forearm`` (AP: distal humerus, radius + ulna, carpals), ``hand_wrist`` (PA: distal
-    radius/ulna, 8 carpals, 5 metacarpals, phalanges), ``knee`` (AP: femoral condyles, patella,
-    tibial plateau with spines, fibular head), ``lower_leg`` (AP: tibia + fibula from knee to
-    ankle, talus). Fractures: transverse, oblique, comminuted (extra crack lines and small cortical
-    fragments) and impacted (fragments overlap: a dense sclerotic band, shortening).
-    Pelvis (AP): L5, sacrum with foramina, iliac wings (shells with dense crests), pelvic brim,
-    acetabular roofs, pubic rami and symphysis, obturator foramina, ischial tuberosities, both
-    femoral heads/necks/greater and lesser trochanters/proximal shafts, bowel gas, thighs.
-    Hip fractures: subcapital and transcervical femoral-neck fractures (impacted valgus with a
-    sclerotic band, or displaced: proximal migration and varus of the shaft fragment) and
-    intertrochanteric fractures (line from greater to lesser trochanter, varus, small fragments).
+    Limbs (``LIMB_PARTS``): ``forearm`` (AP: distal humerus, radius and ulna, carpals),
+    ``hand_wrist`` (PA: distal radius/ulna, 8 carpals, 5 metacarpals, 14 phalanges, sesamoids),
+    ``knee`` (AP: femoral condyles and notch, patella, tibial plateau with spines, fibular
+    head), ``lower_leg`` (AP: tibia and fibula from knee to ankle, malleoli, talus). The
+    fractured bone is drawn per image among 2-3 candidates (e.g. radius / 5th metacarpal /
+    proximal phalanx). Types (``LIMB_FRACTURE_TYPES``): transverse, oblique, comminuted (extra
+    crack lines and small cortical fragments) and impacted (overlapping fragments: a dense
+    sclerotic band, shortening).
+    Pelvis: L4-L5 (bodies, pedicles, transverse processes), sacrum with foramina, iliac wings
+    with dense crests, supra-acetabular ilium, pelvic brim, acetabular roofs and teardrops,
+    pubic rami, symphysis, obturator foramina, ischial tuberosities, both proximal femora (head,
+    neck, greater and lesser trochanter, shaft), bowel gas, abdomen and thighs. Hip fractures
+    (``PELVIC_FRACTURE_TYPES``): subcapital and transcervical neck fractures, impacted (fragments
+    driven together along the neck: sclerotic band, valgus tilt) or displaced (proximal
+    migration, varus and external rotation of the shaft fragment, which foreshortens the neck
+    and trochanters), and intertrochanteric fractures (line from the greater to the lesser
+    trochanter, varus, often small fragments). Side is left or right at random.
 
-    A fracture is one model for every bone (so limb -> hip transfer is plausible): a cortical break
+    One fracture model serves every bone, so limb -> hip transfer is plausible: a cortical break
     line through a point of the bone; the distal fragment is the same bone evaluated at
-    ``T^-1(p)`` (rotation by the angulation about the break point, then translation by the
-    displacement), masked to its side of the line; the proximal fragment is masked to the other
-    side. A positive gap leaves a thin lucent line; an axial shift towards the proximal fragment
-    makes them overlap (impaction band). Subtle fractures may be incomplete (the crack crosses
-    only part of the bone) and undisplaced.
+    ``T^-1(p)`` (T = optional foreshortening, rotation by the angulation about the break point,
+    translation by the displacement) and masked to its side of the line; the proximal fragment
+    is masked to the other side. A gap leaves a lucent line; a shift towards the proximal
+    fragment makes them overlap (a denser impaction band). The mildest fractures are incomplete
+    cracks through part of the bone, undisplaced. A fracture also adds soft-tissue swelling
+    (haematoma): a lens of extra tissue, thicker for more severe fractures.
 
 Difficulty (``difficulty``, default 1.0, range (0, 3])
-    Severity of a fracture is ``s = u ** (1.6 * difficulty)`` with ``u`` uniform, so a higher
-    difficulty moves the distribution of gap width, displacement, angulation and impaction toward
-    subtle. Difficulty also scales quantum noise (photons ``N0 / difficulty``) and pose
-    variation (``0.6 + 0.4 * difficulty``). Calibration: ``benchmarks/calibrate_difficulty.py``.
+    * severity ``s = u ** (0.25 * difficulty**2)`` (``u`` uniform) drives gap width, displacement,
+      angulation, impaction depth, comminution and swelling; higher difficulty = subtler;
+    * pose variation (rotation, shift) and the frequency of bowel gas and collimated borders
+      scale with ``0.3 + 0.5 * difficulty``;
+    * quantum noise: photons per pixel ``N0 / difficulty``.
+    Calibration (``python benchmarks/calibrate_difficulty.py``: 400 pelvic phantoms at 64 px,
+    75/25 stratified split, plain 4-block CNN from scratch, Adam, batch 16, 20 epochs, 3 seeds),
+    held-out accuracy / ROC AUC, mean [min, max]:
+
+    ==========  =====================  =====================
+    difficulty  accuracy               AUC
+    ==========  =====================  =====================
+    0.5         0.767 [0.750, 0.800]   0.853 [0.843, 0.863]
+    1.0         0.707 [0.630, 0.750]   0.786 [0.754, 0.814]
+    1.5         0.637 [0.620, 0.670]   0.728 [0.682, 0.761]
+    ==========  =====================  =====================
+
+    At the default (1.0) a from-scratch CNN is clearly above chance but far from perfect.
 
 Randomness and reproducibility
     Every image has its own ``numpy.random.Generator`` from ``SeedSequence(seed, spawn_key=key)``
-    where ``key`` identifies the patient (kind, part, status, index). An image therefore does not
-    depend on the batch it is rendered in, and a patient can be rendered with and without its
-    fracture (:func:`render_pair`): anatomy, pose, exposure and noise are drawn from separate,
-    status-independent parameter blocks. No global random state is used.
+    where ``key`` identifies the patient (kind, part, status, index): an image does not depend on
+    the batch it is rendered in (nor on the thread count). Anatomy, fracture and imaging
+    parameters come from separate, status-independent blocks of uniforms, so a patient can be
+    rendered with and without the fracture (:func:`render_pair`). No global random state; the
+    texture tile is a fixed constant.
 
 Class balance
-    ``render_limb(labels="part+fracture")``: ``per_class`` images of every part x status.
-    ``labels="part"``: ``per_class`` per part, ``per_class // 2`` fractured and the rest normal.
-    ``labels="fracture"``: ``per_class`` per status, parts assigned round robin (balanced when
-    ``per_class`` is a multiple of the number of parts, else the first parts get one more).
-    ``render_pelvic``: exactly ``round(n * fracture_rate)`` fractures, in a seeded random order.
+    ``render_limb(labels="part+fracture")``: ``per_class`` images of every part x status (8
+    classes ``<part>_fracture`` / ``<part>_normal``). ``labels="part"``: ``per_class`` per part,
+    ``per_class // 2`` fractured and the rest normal. ``labels="fracture"``: ``per_class`` per
+    status, parts assigned round robin (balanced when ``per_class`` is a multiple of 4, else
+    the first parts get one more). ``render_pelvic``: exactly ``round(n * fracture_rate)``
+    fractures, in a seeded random order. Nuisances (marker, mirror, side, exposure, gas, pose)
+    are drawn independently of the label.
 
-Metadata: one row per image, see :func:`render_limb` / :func:`render_pelvic`; ``frac_x``/``frac_y``
-give the fracture point in normalised image coordinates (x right, y down), NaN for normals.
+Metadata: one row per image (see :func:`render_limb` / :func:`render_pelvic`); ``frac_x`` and
+``frac_y`` give the break point in normalised image coordinates (x right, y down; NaN for
+normals), useful to score Grad-CAM localisation. ``displacement`` is in mm, ``angulation`` in
+degrees, ``severity`` in [0, 1]; pose, exposure and patient parameters are included.
+
+Speed: ``python benchmarks/bench_phantoms.py`` (images/s for limb and pelvis at 64 and 128 px).
+Contact sheets: ``python scripts/contact_sheet.py`` -> ``build/contact_sheet_{limb,pelvic}.png``.
 """
 
 from __future__ import annotations
@@ -85,6 +119,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,7 +247,7 @@ def _smooth_end(z):
 
 
 # -------------------------------------------------------------------------------- textures
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=32)
 def _texture_tile(px_milli: int) -> np.ndarray:
     """A 512x512 periodic trabecular texture sampled every `px` cm (zero mean).
 
@@ -238,6 +273,12 @@ def _texture_tile(px_milli: int) -> np.ndarray:
     return np.clip(field, -3, 3).astype(F32)
 
 
+@functools.lru_cache(maxsize=32)
+def _wrapped_tile(px_milli: int, n: int) -> np.ndarray:
+    """The texture tile extended periodically by n rows/columns (so any n x n window is a slice)."""
+    return np.pad(_texture_tile(px_milli), ((0, n), (0, n)), mode="wrap")
+
+
 # ---------------------------------------------------------------------------------- canvas
 class _Canvas:
     """Canonical-frame grid (cm) holding the batch's line integral P (B, n, n)."""
@@ -255,12 +296,11 @@ class _Canvas:
         """Cut each image's texture field from the constant tile at per-image offsets."""
         tile = _texture_tile(int(round(self.px * 1000)))
         m = tile.shape[0]
-        ar = np.arange(self.n)
+        big = _wrapped_tile(int(round(self.px * 1000)), self.n)
         self.T = np.empty((self.B, self.n, self.n), F32)
         for b in range(self.B):
-            rows = (int(oy[b] * m) + ar) % m
-            cols = (int(ox[b] * m) + ar) % m
-            self.T[b] = tile[rows[:, None], cols[None, :]]
+            i, j = int(oy[b] * m), int(ox[b] * m)
+            self.T[b] = big[i:i + self.n, j:j + self.n]
 
     def box(self, x0, x1, y0, y1):
         """Index slices and coordinate vectors of a cm box (clipped), or None if empty."""
@@ -295,7 +335,7 @@ class _Tube:
     """Tapered capsule from a to b: radius lerp(ra, rb) + flares fa/fb near the ends (cm)."""
 
     def __init__(self, ax, ay, bx, by, ra, rb, fa=0.0, fb=0.0, la=1.5, lb=1.5, cort=0.25,
-                 cend=0.3, cbase=0.08, depth=1.0, seed_off=0.0, cut_b=0.0, flat=False):
+                 cend=0.3, cbase=0.08, depth=1.0, cut_b=0.0, flat=False):
         ax, ay, bx, by = (np.asarray(v, F32) * np.ones(1, F32) for v in (ax, ay, bx, by))
         dx, dy = bx - ax, by - ay
         L = np.maximum(np.hypot(dx, dy), 1e-3)
@@ -362,7 +402,7 @@ class _Tube:
 class _Ellipsoid:
     """Ellipsoid with in-plane semi-axes a (along angle) and b, depth semi-axis c, shell `cort`."""
 
-    def __init__(self, cx, cy, a, b, c=None, ang=0.0, cort=0.15, seed_off=0.0, lens=False):
+    def __init__(self, cx, cy, a, b, c=None, ang=0.0, cort=0.15, lens=False):
         cx, cy = np.asarray(cx, F32) * np.ones(1, F32), np.asarray(cy, F32) * np.ones(1, F32)
         a, b = np.asarray(a, F32), np.asarray(b, F32)
         c = np.sqrt(a * b) if c is None else np.asarray(c, F32)
@@ -408,7 +448,7 @@ class _Ring:
     normalised frame. Distance to the ellipse uses the first-order estimate (q - 1) / |grad q|.
     """
 
-    def __init__(self, cx, cy, A, B, rr, ang=0.0, arc=None, cort=0.12, depth=1.0, seed_off=0.0):
+    def __init__(self, cx, cy, A, B, rr, ang=0.0, arc=None, cort=0.12, depth=1.0):
         cx, cy = np.asarray(cx, F32) * np.ones(1, F32), np.asarray(cy, F32) * np.ones(1, F32)
         A, B, rr = np.asarray(A, F32), np.asarray(B, F32), np.asarray(rr, F32)
         ang = np.asarray(ang, F32)
@@ -466,18 +506,24 @@ class _Frac:
     crack: np.ndarray  # crack extent along the line from its start (cm); large = complete
     extra: np.ndarray  # (B, 2, 4) extra crack lines: (offset along line, angle, gap, reach)
     frags: np.ndarray  # (B, 3, 3) small fragments: (offset along, offset normal, radius)
-    pad: float  # how far fragments may move (cm), to grow the evaluation box
     on: np.ndarray | None = None  # which images have this bone fractured
+    k: np.ndarray | None = None  # horizontal foreshortening of the distal fragment (1 = none):
+    kc: np.ndarray | None = None  # about x = kc; models external rotation of the femoral shaft
+
+    def forward(self, qx, qy):
+        """T: foreshorten about x = kc, rotate by ang about the break point, translate."""
+        if self.k is not None:
+            qx = self.kc[:, None] + (qx - self.kc[:, None]) * self.k[:, None]
+        ca, sa = np.cos(self.ang)[:, None], np.sin(self.ang)[:, None]
+        fx, fy = self.fx[:, None], self.fy[:, None]
+        px = fx + ca * (qx - fx) - sa * (qy - fy) + self.tx[:, None]
+        py = fy + sa * (qx - fx) + ca * (qy - fy) + self.ty[:, None]
+        return px, py
 
     def forward_box(self, bb):
         """A box (over the batch) containing T(bb): where the moved fragment's component lands."""
         x0, x1, y0, y1 = bb
-        cx = np.array([x0, x1, x0, x1])[None, :]
-        cy = np.array([y0, y0, y1, y1])[None, :]
-        ca, sa = np.cos(self.ang)[:, None], np.sin(self.ang)[:, None]
-        fx, fy = self.fx[:, None], self.fy[:, None]
-        px = fx + ca * (cx - fx) - sa * (cy - fy) + self.tx[:, None]
-        py = fy + sa * (cx - fx) + ca * (cy - fy) + self.ty[:, None]
+        px, py = self.forward(np.array([x0, x1, x0, x1])[None, :], np.array([y0, y0, y1, y1])[None, :])
         return float(px.min()), float(px.max()), float(py.min()), float(py.max())
 
 
@@ -485,11 +531,13 @@ def _smoothstep_px(z, inv_px):
     return np.clip(0.5 + z * inv_px, 0.0, 1.0)
 
 
-def _bone_box(cv, comps, pad=0.0):
+def _bone_box(cv, comps, frac=None):
+    """Component boxes and the canvas box of the whole bone (incl. its moved distal fragment)."""
     boxes = [c.bbox() for c in comps]
-    x0, x1 = min(b[0] for b in boxes), max(b[1] for b in boxes)
-    y0, y1 = min(b[2] for b in boxes), max(b[3] for b in boxes)
-    return boxes, cv.box(x0 - pad, x1 + pad, y0 - pad, y1 + pad)
+    allb = boxes + ([frac.forward_box(bb) for bb in boxes] if frac is not None else [])
+    x0, x1 = min(b[0] for b in allb), max(b[1] for b in allb)
+    y0, y1 = min(b[2] for b in allb), max(b[3] for b in allb)
+    return boxes, cv.box(x0, x1, y0, y1)
 
 
 def _accumulate(cv, comps, boxes, box, inverse=None, frac=None, need_inner=True):
@@ -526,7 +574,7 @@ def _accumulate(cv, comps, boxes, box, inverse=None, frac=None, need_inner=True)
 
 def _draw_bone(cv: _Canvas, comps, mat: _Material, frac: _Frac | None = None):
     """Add one bone (union of components, optionally fractured) to the canvas."""
-    boxes, box = _bone_box(cv, comps, 0.0 if frac is None else frac.pad)
+    boxes, box = _bone_box(cv, comps, frac)
     if box is None:
         return
     sy, sx, X, Y = box
@@ -548,9 +596,18 @@ def _draw_bone(cv: _Canvas, comps, mat: _Material, frac: _Frac | None = None):
         ca, sa = _b(np.cos(frac.ang)), _b(np.sin(frac.ang))
         tx, ty = _b(frac.tx), _b(frac.ty)
 
-        def inverse(Xp, Yp):
-            rx, ry = Xp - fx - tx, Yp - fy - ty
-            return fx + ca * rx + sa * ry, fy - sa * rx + ca * ry
+        if frac.k is not None:
+            kc, ik = _b(frac.kc), _b(1.0 / frac.k)
+
+            def inverse(Xp, Yp):
+                rx, ry = Xp - fx - tx, Yp - fy - ty
+                qx = fx + ca * rx + sa * ry
+                return kc + (qx - kc) * ik, fy - sa * rx + ca * ry
+        else:
+
+            def inverse(Xp, Yp):
+                rx, ry = Xp - fx - tx, Yp - fy - ty
+                return fx + ca * rx + sa * ry, fy - sa * rx + ca * ry
 
         Bd = mat.integral(cv, sy, sx, *_accumulate(cv, comps, boxes, box, inverse, frac))
         Xq, Yq = inverse(X, Y)
@@ -564,8 +621,8 @@ def _draw_bone(cv: _Canvas, comps, mat: _Material, frac: _Frac | None = None):
             cx, cy = fx + off * (-ny), fy + off * nx
             d = (X - cx) * np.cos(an) + (Y - cy) * np.sin(an)
             r2 = (X - cx) ** 2 + (Y - cy) ** 2
-            band = np.clip(gw * 0.5 * ipx + 0.5 - np.abs(d) * ipx, 0.0, 1.0)
-            val = val * (1.0 - band * (r2 < reach * reach))
+            band = np.clip((gw * 0.5 - np.abs(d)) * ipx + 0.5, 0.0, 1.0)
+            val = val * (1.0 - band * ((r2 < reach * reach) & (gw > 0)))
         for k in range(frac.frags.shape[1]):
             if not np.any(frac.frags[:, k, 2] > 0):
                 continue
@@ -596,7 +653,7 @@ def _draw_soft(cv: _Canvas, comps, fat=None):
     full = np.zeros((cv.B, half.n, half.n), F32)
     full[:, box[0], box[1]] = val
     U = _upsample_matrix(cv.n, half.n)
-    cv.P += np.matmul(np.matmul(U, full), U.T)
+    cv.P += _sandwich(U, full)
 
 
 @functools.lru_cache(maxsize=16)
@@ -611,9 +668,9 @@ def _upsample_matrix(n: int, m: int) -> np.ndarray:
     return U
 
 
-def _add_blob(cv: _Canvas, cx, cy, a, b, c, ang, mu):
+def _add_blob(cv: _Canvas, cx, cy, a, b, c, ang, mu, lens=False):
     """Add mu * chord of a plain ellipsoid (gas pockets, foramina, swelling) to the canvas."""
-    e = _Ellipsoid(cx, cy, a, b, c, ang, cort=0.0)
+    e = _Ellipsoid(cx, cy, a, b, c, ang, cort=0.0, lens=lens)
     box = cv.box(*e.bbox())
     if box is None:
         return
@@ -622,8 +679,17 @@ def _add_blob(cv: _Canvas, cx, cy, a, b, c, ang, mu):
 
 
 # ------------------------------------------------------------------------- fracture sampling
+_SEV_GAMMA = 0.25  # severity exponent at difficulty 1 (calibrated, see the module docstring)
+
+
 def _severity(F: _Draw, difficulty: float) -> np.ndarray:
-    return F.col() ** (1.6 * difficulty)
+    """Fracture severity in [0, 1]: u ** (gamma * difficulty**2), subtler when difficult."""
+    return F.col() ** (_SEV_GAMMA * difficulty**2)
+
+
+def _pose_scale(difficulty: float) -> float:
+    """Scale of pose variation (rotation, shift) and of other nuisances for a difficulty."""
+    return 0.3 + 0.5 * difficulty
 
 
 def _limb_fracture(F: _Draw, on: np.ndarray, difficulty: float, ax, ay, bx, by, R, tpos,
@@ -663,8 +729,7 @@ def _limb_fracture(F: _Draw, on: np.ndarray, difficulty: float, ax, ay, bx, by, 
     off = ~on
     gap, ang, tx, ty = (np.where(off, 0.0, v) for v in (gap, ang, tx, ty))
     crack = np.where(off, 50.0, crack)
-    return _Frac(fx, fy, nx, ny, gap, ang, tx, ty, crack, extra, frags,
-                 pad=float(np.max(np.hypot(tx, ty)) + np.max(np.abs(ang)) * 12.0 + 0.3), on=on)
+    return _Frac(fx, fy, nx, ny, gap, ang, tx, ty, crack, extra, frags, on=on)
 
 
 # --------------------------------------------------------------------------------- patients
@@ -691,7 +756,7 @@ def _mat(cv: _Canvas, pt: dict, A: _Draw | None = None, scale: float = 1.0) -> _
 
 
 # ------------------------------------------------------------------------------ limb scenes
-_FOV = {"forearm": 33.0, "hand_wrist": 24.0, "knee": 21.0, "lower_leg": 42.0, "pelvic": 38.0}
+_FOV = {"forearm": 33.0, "hand_wrist": 24.0, "knee": 21.0, "lower_leg": 42.0, "pelvic": 36.0}
 
 
 def _rot(x, y, ang):
@@ -701,7 +766,6 @@ def _rot(x, y, ang):
 
 def _scene_forearm(cv, A, F, on, difficulty):
     pt = _patient(cv, A, difficulty)
-    B = cv.B
     sz, wd = pt["size"], pt["width"]
     cf = pt["cort_frac"]
     sc = lambda v: v * sz  # noqa: E731  (lengths scale with patient size)
@@ -724,8 +788,8 @@ def _scene_forearm(cv, A, F, on, difficulty):
         _Tube(0.3, y(-26), 0.3, y(-14.2), 1.15 * wd, 1.25 * wd, fb=0.9 * wd, lb=2.5,
               cort=cf * 1.15 * wd),
         _Ellipsoid(0.3, y(-13.0), 2.7 * wd, 1.05 * wd, 1.3 * wd, cort=0.16),
-        _Ellipsoid(-0.9 * wd + 0.3, y(-12.45), 1.05 * wd, 0.75 * wd, 1.1 * wd, cort=0.12, seed_off=5),
-        _Ellipsoid(1.35 * wd + 0.3, y(-12.55), 0.85 * wd, 0.7 * wd, 1.0 * wd, cort=0.12, seed_off=9),
+        _Ellipsoid(-0.9 * wd + 0.3, y(-12.45), 1.05 * wd, 0.75 * wd, 1.1 * wd, cort=0.12),
+        _Ellipsoid(1.35 * wd + 0.3, y(-12.55), 0.85 * wd, 0.7 * wd, 1.0 * wd, cort=0.12),
     ]
     _draw_bone(cv, hum, _mat(cv, pt, A))
     # ulna: olecranon/coronoid, tapering shaft, head + styloid
@@ -735,7 +799,7 @@ def _scene_forearm(cv, A, F, on, difficulty):
         _Ellipsoid(-0.75 * wd + 0.15, y(-12.1), 1.2 * wd, 1.45 * wd, 1.1 * wd, cort=0.14),
         _Tube(ux0, uy0, ux1, uy1, 0.78 * wd, 0.52 * wd, fa=0.25 * wd, fb=0.22 * wd, la=3.0, lb=1.2,
               cort=cf * 0.75 * wd),
-        _Ellipsoid(ux1 - 0.35 * wd, y(10.45), 0.26 * wd, 0.42 * wd, 0.3, cort=0.08, seed_off=3),
+        _Ellipsoid(ux1 - 0.35 * wd, y(10.45), 0.26 * wd, 0.42 * wd, 0.3, cort=0.08),
     ]
     # radius: head, neck, bowed shaft, wide distal end with styloid
     rxh = 1.25 * wd + 0.2
@@ -745,12 +809,11 @@ def _scene_forearm(cv, A, F, on, difficulty):
         _Ellipsoid(rxh, y(-11.5), 0.95 * wd, 0.45 * wd, 0.95 * wd, cort=0.12),
         _Tube(rxh, y(-11.4), rxh + 0.15, y(-9.0), 0.55 * wd, 0.62 * wd, cort=cf * 0.55 * wd),
         _Tube(rxh + 0.15, y(-9.0), rx_mid, y(0.5), 0.62 * wd, 0.68 * wd, cort=cf * 0.65 * wd,
-              fa=0.08, la=1.5, seed_off=11),
+              fa=0.08, la=1.5),
         _Tube(rx_mid, y(0.5), rx_d, y(9.9), 0.68 * wd, 0.85 * wd, fb=0.5 * wd, lb=2.8,
-              cort=cf * 0.7 * wd, seed_off=17, cut_b=0.25),
-        _Ellipsoid(rx_d + 0.8 * wd, y(9.95), 0.45 * wd, 0.6 * wd, 0.6, 0.3, cort=0.08, seed_off=7),
-        _Ellipsoid(rx_d - 0.05, y(9.95), 1.6 * wd, 0.6 * wd, 1.15 * wd, -0.1, cort=0.11,
-                   seed_off=13),
+              cort=cf * 0.7 * wd, cut_b=0.25),
+        _Ellipsoid(rx_d + 0.8 * wd, y(9.95), 0.45 * wd, 0.6 * wd, 0.6, 0.3, cort=0.08),
+        _Ellipsoid(rx_d - 0.05, y(9.95), 1.6 * wd, 0.6 * wd, 1.15 * wd, -0.1, cort=0.11),
     ]
     # fracture: radius (0), ulna (1) or both (2)
     which = F.choice([0.45, 0.25, 0.3])
@@ -771,13 +834,13 @@ def _scene_forearm(cv, A, F, on, difficulty):
             (ux1 - 0.5, y(11.9), 0.55, 0.55, 0.3), (rx_d - 1.0, y(12.95), 0.6, 0.85, 0.0),
             (rx_d + 0.45, y(12.85), 0.6, 0.55, 0.3), (ux1 + 0.1, y(12.9), 0.6, 0.7, 0.0)]
     for k, (cx, cy, a, b_, an) in enumerate(carp):
-        _draw_bone(cv, [_Ellipsoid(cx, cy, a * wd, b_ * wd, 0.8 * wd, an, cort=0.09, seed_off=3 * k)],
+        _draw_bone(cv, [_Ellipsoid(cx, cy, a * wd, b_ * wd, 0.8 * wd, an, cort=0.09)],
                    _mat(cv, pt, A))
     for k in range(4):
         mx = rx_d + 0.6 - k * 1.05 * wd
         _draw_bone(cv, [_Tube(mx, y(14.1), mx + (k - 1.5) * 0.3, y(19.5), 0.5 * wd, 0.4 * wd,
-                              fa=0.2, la=0.9, cort=cf * 0.45 * wd, seed_off=k)], _mat(cv, pt, A))
-    swell(cv, [fr_r, fr_u], on, sev, 3.0 * st)
+                              fa=0.2, la=0.9, cort=cf * 0.45 * wd)], _mat(cv, pt, A))
+    _swell(cv, [fr_r, fr_u], on, sev, 3.0 * st)
     frac_xy = np.where(which == 1, fr_u.fx, fr_r.fx), np.where(which == 1, fr_u.fy, fr_r.fy)
     bone = np.array(["radius", "ulna", "radius+ulna"])[which]
     return _limb_meta(pt, on, ftype, sev, [fr_r, fr_u], which, bone, frac_xy, st)
@@ -792,12 +855,14 @@ def _lerp_shaft(x0, y0, x1, y1, x2, y2, t):
     return fx, fy
 
 
-def swell(cv, fracs, on, sev, depth):
-    """Soft-tissue swelling around a fracture (a real, if subtle, radiological sign)."""
+def _swell(cv, fracs, on, sev, size):
+    """Soft-tissue swelling (haematoma) around a fracture: up to (0.2 + 0.8 * severity) cm of
+    extra tissue, thinning smoothly to the edge of an ellipse of ~size cm."""
     for fr in fracs:
-        amp = np.where(fr.on, 0.25 * sev, 0.0)
+        amp = np.where(fr.on, 0.1 + 0.4 * sev, 0.0)  # half the peak thickness (c of the lens)
         if np.any(amp > 0):
-            _add_blob(cv, fr.fx, fr.fy, 2.5, 3.5, 1.0, 0.0, amp * depth * 0.2)
+            _add_blob(cv, fr.fx, fr.fy, 1.0 * size, 1.5 * size, 1.0, 0.0, amp * cv.mu["muscle"],
+                      lens=True)
 
 
 def _limb_meta(pt, on, ftype, sev, fracs, which, bone, frac_xy, st):
@@ -864,12 +929,12 @@ def _scene_hand(cv, A, F, on, difficulty):
     ry = y(8.05)
     rad = [_Tube(x(1.45), y(24), x(1.3), ry + 0.1, 1.0 * wd, 0.95 * wd, fb=0.55 * wd, lb=2.8,
                  cort=cf * 0.9 * wd, cut_b=0.25),
-           _Ellipsoid(x(1.25), ry + 0.05, 1.75 * wd, 0.62 * wd, 1.2 * wd, -0.12, cort=0.12, seed_off=9),
-           _Ellipsoid(x(2.55), ry - 0.2, 0.5 * wd, 0.6 * wd, 0.6, 0.3, cort=0.08, seed_off=3)]
+           _Ellipsoid(x(1.25), ry + 0.05, 1.75 * wd, 0.62 * wd, 1.2 * wd, -0.12, cort=0.12),
+           _Ellipsoid(x(2.55), ry - 0.2, 0.5 * wd, 0.6 * wd, 0.6, 0.3, cort=0.08)]
     uy_ = y(8.7)
     uln = [_Tube(x(-1.65), y(24), x(-1.55), uy_ + 0.1, 0.68 * wd, 0.58 * wd, fb=0.12 * wd, lb=1.5,
                  cort=cf * 0.65 * wd),
-           _Ellipsoid(x(-1.95), uy_ - 0.35, 0.24 * wd, 0.42 * wd, 0.3, 0.2, cort=0.07, seed_off=5)]
+           _Ellipsoid(x(-1.95), uy_ - 0.35, 0.24 * wd, 0.42 * wd, 0.3, 0.2, cort=0.07)]
     # carpals: scaphoid, lunate, triquetrum, pisiform, trapezium, trapezoid, capitate, hamate
     carp = [(1.35, 7.0, 1.0, 0.55, -0.75), (0.0, 7.15, 0.8, 0.68, 0.0), (-1.25, 6.9, 0.68, 0.6, 0.4),
             (-1.55, 6.6, 0.48, 0.48, 0.0), (2.15, 5.95, 0.72, 0.66, 0.35), (1.1, 5.8, 0.58, 0.64, 0.0),
@@ -891,22 +956,21 @@ def _scene_hand(cv, A, F, on, difficulty):
     _draw_bone(cv, rad, mat, fr_r)
     _draw_bone(cv, uln, mat)
     for k, (cx, cy, a, b_, an) in enumerate(carp):
-        _draw_bone(cv, [_Ellipsoid(x(cx), y(cy), a * wd, b_ * wd, 0.8 * wd, an, cort=0.09,
-                                   seed_off=5 * k)], mat)
+        _draw_bone(cv, [_Ellipsoid(x(cx), y(cy), a * wd, b_ * wd, 0.8 * wd, an, cort=0.09)], mat)
     for k, (x0, y0, x1, y1, r) in enumerate(bones_mc):
         comps = [_Tube(x0, y0, x1, y1, r * 1.0, r * 0.85, fa=0.28 * wd, fb=0.32 * wd, la=1.2,
-                       lb=1.1, cort=cf * r, seed_off=7 * k)]
+                       lb=1.1, cort=cf * r)]
         _draw_bone(cv, comps, mat, fr_m if k == 4 else None)
     for k, segs in enumerate(bones_ph):
         for j, (x0, y0, x1, y1, r) in enumerate(segs):
             tuft = 0.1 * wd if j == len(segs) - 1 else 0.2 * wd
             comps = [_Tube(x0, y0, x1, y1, r, r * 0.75, fa=0.24 * wd, fb=tuft, la=0.8, lb=0.6,
-                           cort=cf * r, seed_off=3 * j + k)]
+                           cort=cf * r)]
             _draw_bone(cv, comps, mat, fr_p if (k == finger and j == 0) else None)
     x0, y0, x1, y1, r = bones_mc[0]  # thumb sesamoids at the MCP joint
     for d in (-0.3, 0.3):
         _draw_bone(cv, [_Ellipsoid(x1 + d, y1 + 0.15, 0.2, 0.22, 0.22, cort=0.05)], mat)
-    swell(cv, [fr_r, fr_m, fr_p], on, sev, 1.5 * st)
+    _swell(cv, [fr_r, fr_m, fr_p], on, sev, 1.5 * st)
     fxy = (np.select([which == 0, which == 1], [fr_r.fx, fr_m.fx], fr_p.fx),
            np.select([which == 0, which == 1], [fr_r.fy, fr_m.fy], fr_p.fy))
     bone = np.array(["radius", "metacarpal5", "phalanx"])[which]
@@ -931,19 +995,17 @@ def _scene_knee(cv, A, F, on, difficulty):
     jy = y(0.0)
     fem = [_Tube(x(0.0) - valgus * 12, y(-24), x(0.0), jy - 2.2 * wd, 1.55 * wd, 1.75 * wd,
                  fb=1.55 * wd, lb=4.5, cort=cf * 1.55 * wd, cut_b=0.6),
-           _Ellipsoid(x(-2.15) * wd, jy - 1.8 * wd, 1.9 * wd, 1.8 * wd, 2.6 * wd, 0.12, cort=0.2,
-                      seed_off=3),
-           _Ellipsoid(x(2.2) * wd, jy - 1.9 * wd, 1.85 * wd, 1.9 * wd, 2.6 * wd, -0.12, cort=0.2,
-                      seed_off=7)]
+           _Ellipsoid(x(-2.15) * wd, jy - 1.8 * wd, 1.9 * wd, 1.8 * wd, 2.6 * wd, 0.12, cort=0.2),
+           _Ellipsoid(x(2.2) * wd, jy - 1.9 * wd, 1.85 * wd, 1.9 * wd, 2.6 * wd, -0.12, cort=0.2)]
     tib_top = jy + jsp
     tib = [_Ellipsoid(x(0.0), tib_top + 1.25 * wd, 3.9 * wd, 1.25 * wd, 2.6 * wd, 0.0, cort=0.15),
-           _Ellipsoid(x(-0.45) * wd, tib_top + 0.35, 0.28 * wd, 0.5, 0.5, cort=0.05, seed_off=2),
-           _Ellipsoid(x(0.45) * wd, tib_top + 0.3, 0.28 * wd, 0.5, 0.5, cort=0.05, seed_off=4),
+           _Ellipsoid(x(-0.45) * wd, tib_top + 0.35, 0.28 * wd, 0.5, 0.5, cort=0.05),
+           _Ellipsoid(x(0.45) * wd, tib_top + 0.3, 0.28 * wd, 0.5, 0.5, cort=0.05),
            _Tube(x(0.0), tib_top + 1.5, x(0.2) + valgus * 12, y(24), 1.95 * wd, 1.5 * wd,
-                 fa=1.2 * wd, la=4.5, cort=cf * 1.5 * wd, seed_off=9)]
+                 fa=1.2 * wd, la=4.5, cort=cf * 1.5 * wd)]
     fib = [_Ellipsoid(x(3.35) * wd, tib_top + 2.5, 0.85 * wd, 0.8 * wd, 0.9, cort=0.08),
            _Tube(x(3.35) * wd, tib_top + 3.0, x(3.1) * wd + valgus * 12, y(24), 0.5 * wd, 0.45 * wd,
-                 cort=cf * 0.5 * wd, seed_off=5)]
+                 cort=cf * 0.5 * wd)]
     pat = [_Ellipsoid(x(0.25), jy - 2.7 + A.uni(-0.6, 0.6), 2.1 * wd, 2.4 * wd, 1.1, 0.05,
                       cort=0.12)]
     # fracture: proximal tibia / plateau (0) or distal femur supracondylar (1)
@@ -961,7 +1023,7 @@ def _scene_knee(cv, A, F, on, difficulty):
     _draw_bone(cv, tib, _mat(cv, pt, A), fr_t)
     _draw_bone(cv, fib, _mat(cv, pt, A))
     _draw_bone(cv, pat, _mat(cv, pt, A, 0.8))
-    swell(cv, [fr_t, fr_f], on, sev, 4.0 * st)
+    _swell(cv, [fr_t, fr_f], on, sev, 4.0 * st)
     fxy = (np.where(which == 0, fr_t.fx, fr_f.fx), np.where(which == 0, fr_t.fy, fr_f.fy))
     bone = np.array(["tibia", "femur"])[which]
     return _limb_meta(pt, on, ftype, sev, [fr_t, fr_f], which, bone, fxy, st)
@@ -983,24 +1045,23 @@ def _scene_lower_leg(cv, A, F, on, difficulty):
     _draw_soft(cv, soft, fat)
     kj = y(-18.0)
     fem = [_Ellipsoid(x(-2.0) * wd, kj - 1.8 * wd, 2.0 * wd, 1.8 * wd, 2.6 * wd, 0.1, cort=0.2),
-           _Ellipsoid(x(2.05) * wd, kj - 1.9 * wd, 1.9 * wd, 1.9 * wd, 2.6 * wd, -0.1, cort=0.2,
-                      seed_off=4),
+           _Ellipsoid(x(2.05) * wd, kj - 1.9 * wd, 1.9 * wd, 1.9 * wd, 2.6 * wd, -0.1, cort=0.2),
            _Tube(x(0.0), kj - 3.0, x(0.0), y(-30), 1.75 * wd, 1.5 * wd, fa=1.5 * wd, la=4.0,
                  cort=cf * 1.5 * wd)]
     tt = kj + 0.5
     ax = y(16.4)
     tib = [_Ellipsoid(x(0.0), tt + 1.2 * wd, 3.7 * wd, 1.2 * wd, 2.5 * wd, cort=0.15),
            _Tube(x(0.0), tt + 1.4, x(0.1) + bow * 0.3, y(-1.0), 1.85 * wd, 1.3 * wd, fa=1.1 * wd,
-                 la=5.0, cort=cf * 1.35 * wd, seed_off=3),
+                 la=5.0, cort=cf * 1.35 * wd),
            _Tube(x(0.1) + bow * 0.3, y(-1.0), x(0.3), ax - 0.9, 1.3 * wd, 1.3 * wd, fb=0.75 * wd,
-                 lb=4.0, cort=cf * 1.3 * wd, seed_off=11),
-           _Ellipsoid(x(-1.45) * wd, ax + 0.35, 0.55 * wd, 1.0 * wd, 0.9, 0.1, cort=0.08, seed_off=5)]
+                 lb=4.0, cort=cf * 1.3 * wd),
+           _Ellipsoid(x(-1.45) * wd, ax + 0.35, 0.55 * wd, 1.0 * wd, 0.9, 0.1, cort=0.08)]
     fib = [_Ellipsoid(x(3.1) * wd, tt + 2.3, 0.8 * wd, 0.75 * wd, 0.9, cort=0.08),
            _Tube(x(3.1) * wd, tt + 2.6, x(2.75) * wd + bow * 0.5, y(0.0), 0.6 * wd, 0.55 * wd,
-                 cort=cf * 0.6 * wd, seed_off=2),
+                 cort=cf * 0.6 * wd),
            _Tube(x(2.75) * wd + bow * 0.5, y(0.0), x(2.35) * wd + 0.2, ax, 0.55 * wd, 0.6 * wd,
-                 fb=0.2, lb=2.0, cort=cf * 0.6 * wd, seed_off=8),
-           _Ellipsoid(x(2.3) * wd + 0.2, ax + 1.0, 0.55 * wd, 1.25 * wd, 0.8, -0.1, cort=0.08, seed_off=6)]
+                 fb=0.2, lb=2.0, cort=cf * 0.6 * wd),
+           _Ellipsoid(x(2.3) * wd + 0.2, ax + 1.0, 0.55 * wd, 1.25 * wd, 0.8, -0.1, cort=0.08)]
     tal = [_Ellipsoid(x(0.4), ax + 1.05, 1.95 * wd, 0.95 * wd, 2.5, cort=0.12)]
     which = F.choice([0.6, 0.4])  # tibia (0) / fibula (1)
     ftype = F.choice([0.35, 0.3, 0.15, 0.2])
@@ -1015,7 +1076,7 @@ def _scene_lower_leg(cv, A, F, on, difficulty):
     _draw_bone(cv, tib, _mat(cv, pt, A), fr_t)
     _draw_bone(cv, fib, _mat(cv, pt, A), fr_b)
     _draw_bone(cv, tal, _mat(cv, pt, A))
-    swell(cv, [fr_t, fr_b], on, sev, 3.0 * st)
+    _swell(cv, [fr_t, fr_b], on, sev, 3.0 * st)
     fxy = (np.where(which == 0, fr_t.fx, fr_b.fx), np.where(which == 0, fr_t.fy, fr_b.fy))
     bone = np.array(["tibia", "fibula"])[which]
     return _limb_meta(pt, on, ftype, sev, [fr_t, fr_b], which, bone, fxy, st)
@@ -1044,18 +1105,19 @@ def _femur(sx, hx, hy, hr, nsa, pt, wd, sz):
     base_x, base_y = hx - ndx * 4.6 * sz, hy - ndy * 4.6 * sz
     cf = pt["cort_frac"]
     comps = [
-        _Ellipsoid(hx, hy, hr, hr, hr, cort=0.16),  # head
+        _Ellipsoid(hx, hy, hr, hr, 0.9 * hr, cort=0.16),  # head
         _Tube(hx, hy, base_x, base_y, 1.5 * wd, 1.6 * wd, fa=0.3 * wd, la=1.6, fb=0.5 * wd,
               lb=1.8, cort=0.26 * wd * (1.0 - 0.3 * pt["osteopenia"]), cend=0.8, cbase=0.8,
-              depth=0.95, seed_off=3),  # neck
+              depth=0.95),  # neck
         _Ellipsoid(hx + sx * 4.9 * sz, hy + 1.9 * sz, 1.55 * wd, 2.3 * wd, 1.4 * wd, sx * 0.25,
-                   cort=0.14, seed_off=7),  # greater trochanter
+                   cort=0.14),  # greater trochanter
         _Ellipsoid(hx + sx * 1.95 * sz, hy + 6.0 * sz, 0.75 * wd, 1.05 * wd, 0.9 * wd, sx * 0.5,
-                   cort=0.1, seed_off=11),  # lesser trochanter
+                   cort=0.1),  # lesser trochanter
         _Tube(shaft_top[0], shaft_top[1] - 0.8, shaft_bot[0], shaft_bot[1], 1.55 * wd, 1.45 * wd,
-              fa=0.8 * wd, la=4.5, cort=cf * 1.5 * wd, cend=0.3, seed_off=13),  # shaft
+              fa=0.8 * wd, la=4.5, cort=cf * 1.5 * wd, cend=0.3),  # shaft
     ]
-    geo = dict(ndx=-ndx, ndy=-ndy, sdx=sdx, sdy=sdy, base_x=base_x, base_y=base_y)  # head->base
+    geo = dict(ndx=-ndx, ndy=-ndy, sdx=sdx, sdy=sdy, base_x=base_x, base_y=base_y,  # head->base
+               shaft_x=shaft_top[0])
     return comps, geo
 
 
@@ -1084,24 +1146,28 @@ def _hip_fracture(F: _Draw, on, difficulty, hx, hy, hr, geo, sz):
     it = ftype == 2
     fx, fy = np.where(it, ifx, nfx), np.where(it, ify, nfy)
     nx, ny = np.where(it, inx, nnx), np.where(it, iny, nny)
-    # displacement: impacted = distal fragment driven along the neck into the head (overlap band)
-    # with slight valgus; displaced = proximal migration of the shaft fragment with varus.
-    up = sev**1.3 * F.uni(0.3, 2.2) * sz
-    lateral = sev**1.3 * F.uni(-0.3, 0.8)
-    varus = np.radians(sev * F.uni(3.0, 22.0))
-    imp = (0.1 + 0.5 * sev) * F.uni(0.6, 1.2)
+    # displaced: proximal migration of the shaft fragment, varus and external rotation (which
+    # foreshortens the neck and trochanters in an AP view); impacted: the fragments are driven
+    # together along the neck (a dense overlap band) with a valgus tilt.
+    up = (0.3 + 3.0 * sev) * F.uni(0.6, 1.3) * sz
+    lateral = sev * F.uni(-0.2, 1.0)
+    varus = np.radians(sev * F.uni(8.0, 30.0))
+    imp = (0.2 + 0.9 * sev) * F.uni(0.7, 1.2)
+    extrot = 1.0 - sev * F.uni(0.2, 0.5)
     tx_d = -lateral  # image-left femur: lateral is -x
     ty_d = -up
-    ang_d = varus  # positive angle rotates the shaft fragment's lower end medially (+x)... varus
     tx_i, ty_i = -ndx * imp, -ndy * imp
-    ang_i = -np.radians(sev * F.uni(0.0, 8.0))
+    ang_i = -np.radians(sev * F.uni(0.0, 10.0))
     tx = np.where(impacted, tx_i, tx_d)
     ty = np.where(impacted, ty_i, ty_d)
-    ang = np.where(impacted, ang_i, ang_d)
-    gap = np.where(impacted, 0.0, (0.04 + 0.22 * sev) * F.uni(0.6, 1.3))
+    ang = np.where(impacted, ang_i, varus)
+    kf = np.where(impacted, 1.0 - 0.3 * (1.0 - extrot), extrot)
+    gap = np.where(impacted, 0.0, (0.15 + 0.6 * sev) * F.uni(0.7, 1.3))
     complete = (sev > 0.18) | impacted | it
     crack = np.where(complete, 50.0, 8.0 + (0.6 + 2.5 * sev) * 2 * 1.4)
     tx, ty, ang = (np.where(complete, v, 0.0) for v in (tx, ty, ang))
+    kf = np.where(complete & on, kf, 1.0)
+    kc = geo["shaft_x"] + 0.0 * fx  # external rotation happens about the shaft axis
     extra = np.zeros((B, 2, 4), F32)
     frags = np.zeros((B, 3, 3), F32)
     com = it & on & (F.col() < 0.7)
@@ -1117,8 +1183,7 @@ def _hip_fracture(F: _Draw, on, difficulty, hx, hy, hr, geo, sz):
     off = ~on
     gap, ang, tx, ty = (np.where(off, 0.0, v) for v in (gap, ang, tx, ty))
     crack = np.where(off, 50.0, crack)
-    fr = _Frac(fx, fy, nx, ny, gap, ang, tx, ty, crack, extra, frags,
-               pad=float(np.max(np.hypot(tx, ty)) + np.max(np.abs(ang)) * 14.0 + 0.3))
+    fr = _Frac(fx, fy, nx, ny, gap, ang, tx, ty, crack, extra, frags, on=on, k=kf, kc=kc)
     disp = np.where(on, np.hypot(tx, ty) + gap, 0.0)
     return fr, ftype, sev, impacted & on, disp
 
@@ -1138,17 +1203,17 @@ def _scene_pelvis(cv, A, F, on, difficulty):
     sq = np.sqrt(st)
     body_a = 17.5 * sz * sq
     soft = [
-        _Tube(x(0.0), y(-40.0), x(0.0), y(9.0), body_a, body_a, cort=fat * 10 * st, depth=0.55 * sq,
-              cut_b=9.0, flat=True),
-        _Tube(x(-8.0), y(4.0), x(-10.0), y(40.0), 8.6 * sq, 7.6 * sq, cort=fat * 6, depth=1.0),
-        _Tube(x(8.0), y(4.0), x(10.0), y(40.0), 8.6 * sq, 7.6 * sq, cort=fat * 6, depth=1.0),
+        _Tube(x(0.0), y(-40.0), x(0.0), y(13.0), body_a, body_a, cort=fat * 10 * st,
+              depth=0.55 * sq, cut_b=14.0, flat=True),
+        _Tube(x(-8.0), y(4.0), x(-10.0), y(40.0), 9.3 * sq, 8.0 * sq, cort=fat * 6, depth=1.1),
+        _Tube(x(8.0), y(4.0), x(10.0), y(40.0), 9.3 * sq, 8.0 * sq, cort=fat * 6, depth=1.1),
     ]
     _draw_soft(cv, soft, fat)
     # bowel gas pockets in the upper pelvis (nuisance, independent of the label)
-    for _ in range(7):
-        active = A.col() < 0.55
-        gx, gy = A.uni(-11.0, 11.0), y(A.uni(-17.0, -1.0))
-        ga, gb = A.uni(0.5, 2.4), A.uni(0.4, 1.5)
+    for _ in range(6):
+        active = A.col() < 0.35 * min(_pose_scale(difficulty), 1.5)
+        gx, gy = A.uni(-10.0, 10.0), y(A.uni(-17.0, -3.0))
+        ga, gb = A.uni(0.4, 1.8), A.uni(0.3, 1.1)
         _add_blob(cv, gx, gy, ga, gb, np.minimum(ga, gb) * 1.3, A.uni(0, np.pi),
                   np.where(active, -cv.mu["muscle"], 0.0))
     mid = x(0.0) + rotc
@@ -1157,16 +1222,16 @@ def _scene_pelvis(cv, A, F, on, difficulty):
     for k, vy in enumerate((-17.6, -13.4)):
         vw = (2.5 + 0.15 * k) * wd
         vb = [_Tube(mid - vw + 1.4, y(vy), mid + vw - 1.4, y(vy), 1.45 * sz, 1.45 * sz, cort=0.16,
-                    cend=1.0, cbase=1.0, depth=0.6, seed_off=k),
+                    cend=1.0, cbase=1.0, depth=0.6),
               _Tube(mid - (3.6 + 0.6 * k) * wd, y(vy - 0.5 + 0.5 * k), mid + (3.6 + 0.6 * k) * wd,
-                    y(vy - 0.5 + 0.5 * k), 0.45 * wd, 0.45 * wd, cort=0.14, seed_off=5),
-              _Tube(mid, y(vy - 0.4), mid, y(vy + 1.9), 0.45, 0.35, cort=0.14, seed_off=9)]
+                    y(vy - 0.5 + 0.5 * k), 0.45 * wd, 0.45 * wd, cort=0.14),
+              _Tube(mid, y(vy - 0.4), mid, y(vy + 1.9), 0.45, 0.35, cort=0.14)]
         _draw_bone(cv, vb, mat)
         for s in (-1, 1):  # pedicles seen end-on: oval cortical rings ("owl's eyes")
             _draw_bone(cv, [_Ring(mid + s * 1.5 * wd, y(vy - 0.3), 0.4, 0.6, 0.14, cort=0.1,
                                   depth=1.5)], mat)
     # sacrum: broad alae on top, tapering to the coccyx, with four pairs of foramina
-    sac = [_Ellipsoid(mid, y(-9.0), 4.6 * wd * inlet_w, 1.8, 0.9, cort=0.16, seed_off=3),
+    sac = [_Ellipsoid(mid, y(-9.0), 4.6 * wd * inlet_w, 1.8, 0.9, cort=0.16),
            _Tube(mid, y(-8.8), mid * 0.7, y(0.8), 3.6 * wd * inlet_w, 0.9 * wd, cort=0.16,
                  cend=1.0, cbase=1.0, depth=0.36, la=0.5, lb=0.5)]
     _draw_bone(cv, sac, mat)
@@ -1182,31 +1247,29 @@ def _scene_pelvis(cv, A, F, on, difficulty):
     nsa = A.norm(130.0, 4.0)
     for s in (-1, 1):
         sh = rotc * 0.15 * s  # the far side of a rotated pelvis projects narrower
-        wx, wy = x(s * 8.9) + sh, y(-7.8)
-        wing_a, wing_b, wang = 4.9 * sz, 5.7 * sz, s * -0.22
+        wx, wy = x(s * 8.8) + sh, y(-6.6)
+        wing_a, wing_b, wang = 5.0 * sz, 6.9 * sz, s * -0.2
         hip = [
             # iliac wing: thin plate (cortical shell) + dense crest along its upper margin
-            _Ellipsoid(wx, wy, wing_a, wing_b, 1.25, wang, cort=0.14, seed_off=1, lens=True),
+            _Ellipsoid(wx, wy, wing_a, wing_b, 1.25, wang, cort=0.14, lens=True),
             _Ring(wx, wy, wing_a - 0.35, wing_b - 0.35, 0.6, ang=wang,
-                  arc=(-np.pi / 2 + s * 0.35, 1.3), cort=0.18, seed_off=2),
+                  arc=(-np.pi / 2 + s * 0.45, 1.2), cort=0.18),
             # supra-acetabular body of the ilium (thick), between the wing and the acetabulum
-            _Ellipsoid(x(s * 8.7) + sh, hyc - 2.9, 3.3 * wd, 2.1 * sz, 0.95, s * 0.35, cort=0.2,
-                       seed_off=4),
+            _Ellipsoid(x(s * 8.9) + sh, hyc - 2.9, 3.4 * wd, 2.6 * sz, 1.2, s * 0.35, cort=0.2, lens=True),
             # pelvic brim (iliopectineal line) from the sacroiliac joint round to the pubis
             _Ring(mid * 0.5 + sh, y(-1.2), 6.4 * sz * inlet_w, 5.0 * sz * (1 - tilt), 0.34,
-                  arc=(np.pi / 2 - s * (np.pi / 2 - 0.45), 1.45), cort=0.12, depth=0.9, seed_off=6),
+                  arc=(np.pi / 2 - s * (np.pi / 2 - 0.45), 1.45), cort=0.12, depth=0.9),
             # acetabulum: roof (sourcil) arc over the head, and the cup's medial wall/teardrop
             _Ring(x(s * hx_off) + sh, hyc, hr + 0.4, hr + 0.4, 0.3,
-                  arc=(-np.pi / 2 + s * 0.3, 1.0), cort=0.1, seed_off=8),
-            _Ellipsoid(x(s * 7.2) + sh, hyc + 1.1, 0.9, 2.0, 1.3, s * -0.15, cort=0.16, seed_off=2),
+                  arc=(-np.pi / 2 + s * 0.3, 1.0), cort=0.1),
+            _Ellipsoid(x(s * 6.7) + sh, hyc + 1.1, 0.75, 1.8, 0.7, s * -0.15, cort=0.16),
             # superior pubic ramus, obturator ring (rami + ischium), ischial tuberosity, pubic body
             _Tube(x(s * 7.3) + sh, hyc + 1.6, mid + s * 1.4, y(4.9), 1.05 * wd, 0.85 * wd,
-                  cort=0.16, cend=0.6, seed_off=10),
+                  cort=0.16, cend=0.6),
             _Ring(x(s * 4.6) + mid * 0.6, y(6.3), 2.1 * sz, 2.7 * sz * (1 - 1.5 * tilt), 0.5 * wd,
-                  ang=s * -0.35, cort=0.14, seed_off=12),
-            _Ellipsoid(x(s * 5.8) + mid * 0.3, y(8.8), 1.7, 1.1, 0.9, s * 0.5, cort=0.16,
-                       seed_off=14),
-            _Ellipsoid(mid + s * 1.2, y(5.8), 0.95, 1.7, 0.9, cort=0.16, seed_off=15),
+                  ang=s * -0.35, cort=0.14),
+            _Ellipsoid(x(s * 5.8) + mid * 0.3, y(8.8), 1.7, 1.1, 0.9, s * 0.5, cort=0.16),
+            _Ellipsoid(mid + s * 1.2, y(5.8), 0.95, 1.7, 0.9, cort=0.16),
         ]
         _draw_bone(cv, hip, mat)
     # femora: the image-left one carries the fracture (mirroring places it on either side)
@@ -1216,6 +1279,9 @@ def _scene_pelvis(cv, A, F, on, difficulty):
                                                    hyc, hr, geo_l, sz)
     _draw_bone(cv, comps_l, mat, fr)
     _draw_bone(cv, comps_r, mat)
+    # fracture haematoma: extra soft-tissue thickness around the break (a broad, faint sign)
+    hem = np.where(on, (0.3 + 1.6 * sev) * F.uni(0.6, 1.2), 0.0)
+    _add_blob(cv, fr.fx - 1.0, fr.fy + 1.0, 4.5, 5.5, 1.0, 0.3, hem * cv.mu["muscle"], lens=True)
     return dict(
         fracture_type=np.where(on, np.array(PELVIC_FRACTURE_TYPES)[ftype], "none"),
         impacted=impacted,
@@ -1258,9 +1324,20 @@ def _gauss_matrix(n: int, sigma: float) -> np.ndarray:
     return g.astype(F32)
 
 
+def _sandwich(G: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """G @ x[b] @ G.T for every image b, computed image by image (so that an image's result
+    does not depend on the batch it is in: a stacked product may be merged into one GEMM whose
+    blocking, and last-bit rounding, changes with the batch size)."""
+    x = np.ascontiguousarray(x, dtype=F32)
+    out = np.empty((x.shape[0], G.shape[0], G.shape[0]), F32)
+    Gt = np.ascontiguousarray(G.T)
+    for b in range(x.shape[0]):
+        np.dot(np.dot(G, x[b]), Gt, out=out[b])
+    return out
+
+
 def _blur(x: np.ndarray, sigma: float) -> np.ndarray:
-    G = _gauss_matrix(x.shape[-1], float(sigma))
-    return np.matmul(np.matmul(G, x), G.T)
+    return _sandwich(_gauss_matrix(x.shape[-1], float(sigma)), x)
 
 
 def _warp(P: np.ndarray, cv: _Canvas, S: int, fov_out, theta, tx, ty, mirror) -> np.ndarray:
@@ -1274,33 +1351,38 @@ def _warp(P: np.ndarray, cv: _Canvas, S: int, fov_out, theta, tx, ty, mirror) ->
     yr = s * xo + c * yo + _b(ty)
     xr = xr * _b(np.where(mirror, -1.0, 1.0))
     inv = F32(1.0 / cv.px)
-    fj = np.clip((xr + cv.fov / 2) * inv - 0.5, 0.0, n - 1.001)
-    fi = np.clip((yr + cv.fov / 2) * inv - 0.5, 0.0, n - 1.001)
+    fj = np.clip((xr + cv.fov / 2) * inv - 0.5, 0.0, n - 2.0001)
+    fi = np.clip((yr + cv.fov / 2) * inv - 0.5, 0.0, n - 2.0001)
     j0 = fj.astype(np.int32)
     i0 = fi.astype(np.int32)
     wj = fj - j0
     wi = fi - i0
-    base = (np.arange(B, dtype=np.int32) * (n * n)).reshape(-1, 1, 1)
-    idx = base + i0 * n + j0
-    flat = P.reshape(-1)
-    top = flat[idx] * (1 - wj) + flat[idx + 1] * wj
-    bot = flat[idx + n] * (1 - wj) + flat[idx + n + 1] * wj
-    return (top * (1 - wi) + bot * wi).astype(F32)
+    # horizontally adjacent pairs packed as complex64: one gather fetches both neighbours
+    pairs = np.empty((B, n, n - 1, 2), F32)
+    pairs[..., 0] = P[:, :, :-1]
+    pairs[..., 1] = P[:, :, 1:]
+    flat = pairs.view(np.complex64).reshape(-1)
+    idx = (np.arange(B, dtype=np.int32) * (n * (n - 1))).reshape(-1, 1, 1) + i0 * (n - 1) + j0
+    top = flat.take(idx)
+    idx += n - 1
+    bot = flat.take(idx)
+    t = top.real + (top.imag - top.real) * wj
+    u = bot.real + (bot.imag - bot.real) * wj
+    return (t + (u - t) * wi).astype(F32)
 
 
-# per kind: (N0 photons per unattenuated 64-px pixel, scatter range, window lo/hi offsets)
 # per kind: N0 photons per unattenuated 64-px pixel (log-uniform range), scatter-to-primary
-# ratio range, dynamic range compression range, rotation sd (degrees)
+# ratio range, dynamic range compression range, rotation sd (degrees), P(collimated side)
 _DETECTOR = {
-    "limb": dict(n0=(4000.0, 20000.0), spr=(0.05, 0.25), drc=(0.15, 0.45), rot=6.0),
-    "pelvic": dict(n0=(2e5, 1e6), spr=(0.3, 0.7), drc=(0.6, 0.85), rot=2.5),
+    "limb": dict(n0=(4000.0, 20000.0), spr=(0.05, 0.25), drc=(0.15, 0.45), rot=6.0, col_p=0.5),
+    "pelvic": dict(n0=(2e5, 1e6), spr=(0.3, 0.7), drc=(0.6, 0.85), rot=2.5, col_p=0.25),
 }
 
 
 def _quantiles(D: np.ndarray, valid: np.ndarray, qs: Sequence[float]) -> list[np.ndarray]:
     """Per-image quantiles of D over the valid pixels (subsampled to ~1-4k values)."""
     B, S = D.shape[0], D.shape[-1]
-    st = max(1, S // 48)
+    st = max(1, S // 32)
     v = valid[:, ::st, ::st].reshape(B, -1)
     d = np.where(v, D[:, ::st, ::st].reshape(B, -1), np.inf)
     d.sort(axis=1)
@@ -1316,7 +1398,7 @@ def _image_chain(P, cv, S, I: _Draw, kind: str, difficulty: float, z: np.ndarray
                  fixed_mirror=None, marker_side=None):
     """Pose, marker, collimation, Beer-Lambert, scatter, noise, log, window -> display [0, 1]."""
     B = P.shape[0]
-    ps = 0.6 + 0.4 * difficulty
+    ps = _pose_scale(difficulty)
     det = _DETECTOR[kind]
     theta = np.radians(I.norm(0.0, det["rot"] * ps, clip=2.5))
     zoom = I.uni(0.92, 1.1)
@@ -1334,7 +1416,7 @@ def _image_chain(P, cv, S, I: _Draw, kind: str, difficulty: float, z: np.ndarray
     soft_px = F32(S / 1.2)
     margins = []
     for side in range(4):
-        m = np.where(I.col() < 0.5, I.uni(0.03, 0.14), -1.0)
+        m = np.where(I.col() < det["col_p"] * min(ps, 1.5), I.uni(0.02, 0.1), -1.0)
         margins.append(m)
         coord = (-Xr, Xr, -Yr, Yr)[side]
         col *= np.clip((0.5 - _b(m) - coord) * soft_px + 0.5, 0.0, 1.0)
@@ -1391,19 +1473,27 @@ def _image_chain(P, cv, S, I: _Draw, kind: str, difficulty: float, z: np.ndarray
     q_lo, q_mid, q_hi = _quantiles(D, valid, (0.01, 0.5, 0.998))
     rng_ = np.maximum(q_hi - q_lo, 0.2)
     if kind == "pelvic":
-        wl = q_mid - (q_hi - q_mid) * I.uni(0.45, 0.9)  # soft tissue mid-grey, bone bright
+        wl = q_mid - (q_hi - q_mid) * I.uni(0.25, 0.55)  # soft tissue dark grey, bone bright
     else:
         wl = q_lo - rng_ * I.uni(0.03, 0.1)
-    wh = q_hi + rng_ * I.uni(-0.04, 0.06)
-    x = (D - _b(wl)) / _b(np.maximum(wh - wl, 0.1))
-    k = _b(I.uni(3.0, 5.0))  # H&D-curve steepness (contrast)
+    wh = q_hi + rng_ * I.uni(0.05, 0.2)
+    # film-like (H&D) sigmoid: steepness k = contrast, centre x0 = brightness
+    k = I.uni(3.0, 5.0)
+    x0 = I.uni(0.45, 0.58)
     sig = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
-    y0, y1 = sig(-0.5 * k), sig(0.5 * k)
-    disp = (sig(k * (x - 0.5)) - y0) / (y1 - y0)
-    disp = np.clip(disp, 0.0, 1.0) ** _b(I.uni(0.8, 1.25))
-    out = np.clip(disp, 0.0, 1.0).astype(F32)
+    y0, y1 = sig(-k * x0), sig(k * (1.0 - x0))
+    scale = k / np.maximum(wh - wl, 0.1)
+    v = D * _b(-scale)
+    v += _b(scale * (wl + x0 * (wh - wl)))  # v = -k * ((D - wl) / (wh - wl) - x0)
+    np.exp(v, out=v)
+    v += 1.0
+    np.reciprocal(v, out=v)
+    v -= _b(y0)
+    v *= _b(1.0 / (y1 - y0))
+    out = np.clip(v, 0.0, 1.0).astype(F32)
     pose = dict(rotation_deg=np.degrees(theta), zoom=zoom, shift_x=tx, shift_y=ty, mirrored=mirror,
-                exposure_n0=n0, scatter=spr.ravel(), marker=np.where(letter_r, "R", "L"))
+                exposure_n0=n0, scatter=spr.ravel(), marker=np.where(letter_r, "R", "L"),
+                field=valid)
     return out, Pout, pose, (theta, fov_out, tx, ty, mirror)
 
 
@@ -1424,64 +1514,87 @@ def _patient_id(seed: int, key: tuple) -> str:
 
 
 def _chunk_size(S: int) -> int:
-    return max(2, int(48 * (64 / S) ** 2))
+    return max(2, int(64 * (64 / S) ** 2))
+
+
+def _threads() -> int:
+    """Worker threads for rendering chunks (HIPAUG_PHANTOM_THREADS, default: up to 2 cores)."""
+    env = os.environ.get("HIPAUG_PHANTOM_THREADS")
+    if env:
+        return max(1, int(env))
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _render_chunk(kind, part, ck, on, S, seed, difficulty, maps):
+    """Render one chunk of patients (same part) -> (images, meta dict[, P map, bone map])."""
+    B = len(ck)
+    fov = _FOV[part]
+    n = int(math.ceil(S * _MARGIN * _SS[S]))
+    n += n % 2
+    U = np.empty((B, 3 * _NU))
+    Z = np.empty((B, S, S), F32)
+    for i, key in enumerate(ck):
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+        U[i] = rng.random(3 * _NU)
+        Z[i] = rng.standard_normal((S, S), dtype=F32)
+    A, Fd, I = _Draw(U[:, :_NU]), _Draw(U[:, _NU:2 * _NU]), _Draw(U[:, 2 * _NU:])
+    cv = _Canvas(B, n, fov * _MARGIN, "pelvic" if kind == "pelvic" else "limb", maps=maps)
+    if kind == "pelvic":
+        m = _scene_pelvis(cv, A, Fd, on, difficulty)
+        mirror = I.col() < 0.5
+        marker = I.col() < 0.5  # True: "R" on image left
+        out, Pout, pose, geo = _image_chain(cv.P, cv, S, I, kind, difficulty, Z, fov,
+                                            fixed_mirror=mirror, marker_side=marker)
+        # the canonical image-left femur is the patient's right; a mirror makes it the left
+        m["side"] = np.where(on, np.where(mirror, "left", "right"), "none")
+    else:
+        m = _LIMB_SCENES[part](cv, A, Fd, on, difficulty)
+        out, Pout, pose, geo = _image_chain(cv.P, cv, S, I, "limb", difficulty, Z, fov)
+        m["part"] = np.full(B, part)
+        m["laterality"] = np.where(pose["mirrored"], "R", "L")
+    fxn, fyn = _to_image_xy(*m.pop("_frac_xy"), *geo)
+    m["frac_x"] = np.where(on, np.round(fxn, 4), np.nan)
+    m["frac_y"] = np.where(on, np.round(fyn, 4), np.nan)
+    m["fracture"] = on
+    for kk in ("rotation_deg", "zoom", "shift_x", "shift_y", "exposure_n0", "scatter", "marker"):
+        m[kk] = pose[kk]
+    m["patient_id"] = [_patient_id(seed, k) for k in ck]
+    if maps:
+        bone = _warp(cv.bone, cv, S, geo[1], geo[0], geo[2], geo[3], geo[4])
+        return out, m, dict(P=Pout, bone=bone, field=pose["field"])
+    return out, m, None
 
 
 def _render(kind: str, part: str, keys: list[tuple], fracture: np.ndarray, S: int, seed: int,
             difficulty: float, maps: bool = False):
-    """Render images for patient keys (one part) -> (images, meta DataFrame[, maps])."""
+    """Render images for patient keys (one part) -> (images, meta DataFrame[, maps]).
+
+    ``maps=True`` adds a dict of detector-frame maps: ``P`` (line integral incl. the marker),
+    ``bone`` (bone part of it) and ``field`` (inside the collimated field, marker excluded).
+
+    Chunks of images are independent, so they are rendered on a small thread pool (numpy
+    releases the GIL inside its array kernels); results do not depend on the thread count.
+    """
     N = len(keys)
-    images = np.empty((N, S, S), F32)
-    pmaps, bmaps = [], []
-    metas = []
-    fov = _FOV[part]
-    n = int(math.ceil(S * _MARGIN * _SS[S]))
-    n += n % 2
-    for c0 in range(0, N, _chunk_size(S)):
-        ck = keys[c0:c0 + _chunk_size(S)]
-        B = len(ck)
-        U = np.empty((B, 3 * _NU))
-        Z = np.empty((B, S, S), F32)
-        for i, key in enumerate(ck):
-            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
-            U[i] = rng.random(3 * _NU)
-            Z[i] = rng.standard_normal((S, S), dtype=F32)
-        A, Fd, I = _Draw(U[:, :_NU]), _Draw(U[:, _NU:2 * _NU]), _Draw(U[:, 2 * _NU:])
-        on = np.asarray(fracture[c0:c0 + B], bool)
-        cv = _Canvas(B, n, fov * _MARGIN, "pelvic" if kind == "pelvic" else "limb", maps=maps)
-        if kind == "pelvic":
-            m = _scene_pelvis(cv, A, Fd, on, difficulty)
-            side_img_left = np.ones(B, bool)
-            mirror = I.col() < 0.5
-            marker = I.col() < 0.5  # True: "R" on image left
-            out, Pout, pose, geo = _image_chain(cv.P, cv, S, I, kind, difficulty, Z, fov,
-                                                fixed_mirror=mirror, marker_side=marker)
-            # canonical image-left femur = patient's right; a mirror moves it to the patient's left
-            m["side"] = np.where(on, np.where(mirror & side_img_left, "left", "right"), "none")
-        else:
-            m = _LIMB_SCENES[part](cv, A, Fd, on, difficulty)
-            out, Pout, pose, geo = _image_chain(cv.P, cv, S, I, "limb", difficulty, Z, fov)
-            m["part"] = np.full(B, part)
-            m["laterality"] = np.where(pose["mirrored"], "R", "L")
-        images[c0:c0 + B] = out
-        fxn, fyn = _to_image_xy(*m.pop("_frac_xy"), *geo)
-        m["frac_x"] = np.where(on, np.round(fxn, 4), np.nan)
-        m["frac_y"] = np.where(on, np.round(fyn, 4), np.nan)
-        m["fracture"] = on
-        for kk in ("rotation_deg", "zoom", "shift_x", "shift_y", "exposure_n0", "scatter", "marker"):
-            m[kk] = pose[kk]
-        m["patient_id"] = [_patient_id(seed, k) for k in ck]
-        metas.append(pd.DataFrame({k: np.asarray(v) for k, v in m.items()}))
-        if maps:
-            pmaps.append(Pout)
-            bmaps.append(_warp(cv.bone, cv, S, *[geo[1], geo[0], geo[2], geo[3], geo[4]]))
-    meta = pd.concat(metas, ignore_index=True)
+    fracture = np.asarray(fracture, bool)
+    cs = _chunk_size(S)
+    jobs = [(kind, part, keys[c0:c0 + cs], fracture[c0:c0 + cs], S, seed, difficulty, maps)
+            for c0 in range(0, N, cs)]
+    nt = min(_threads(), len(jobs))
+    if nt > 1:
+        with ThreadPoolExecutor(max_workers=nt) as ex:
+            results = list(ex.map(lambda j: _render_chunk(*j), jobs))
+    else:
+        results = [_render_chunk(*j) for j in jobs]
+    images = np.concatenate([r[0] for r in results]) if results else np.empty((0, S, S), F32)
+    meta = pd.concat([pd.DataFrame({k: np.asarray(v) for k, v in r[1].items()}) for r in results],
+                     ignore_index=True)
     for col in ("patient_size", "bone_width", "osteopenia", "soft_tissue", "rotation_deg", "zoom",
                 "shift_x", "shift_y", "scatter"):
         meta[col] = meta[col].astype(float).round(4)
     meta["exposure_n0"] = meta["exposure_n0"].astype(float).round(1)
     if maps:
-        return images, meta, np.concatenate(pmaps), np.concatenate(bmaps)
+        return images, meta, {k: np.concatenate([r[2][k] for r in results]) for k in results[0][2]}
     return images, meta
 
 
@@ -1537,7 +1650,7 @@ def render_limb(per_class: int, image_size: int = 64, seed: int = 0, labels: str
     plan = _limb_plan(per_class, labels)
     class_names = tuple(sorted({c for c, *_ in plan}))
     images = np.empty((len(plan), S, S), F32)
-    metas = [None] * len(plan)
+    parts_meta, order = [], []
     for p_idx, part in enumerate(LIMB_PARTS):
         rows = [i for i, r in enumerate(plan) if r[1] == part]
         if not rows:
@@ -1546,9 +1659,11 @@ def render_limb(per_class: int, image_size: int = 64, seed: int = 0, labels: str
         fr = np.array([plan[i][2] == 1 for i in rows])
         img, meta = _render("limb", part, keys, fr, S, seed, difficulty)
         images[rows] = img
-        for j, i in enumerate(rows):
-            metas[i] = meta.iloc[j]
-    meta = pd.DataFrame(metas).reset_index(drop=True)[_LIMB_COLS]
+        parts_meta.append(meta)
+        order += rows
+    metas = pd.concat(parts_meta, ignore_index=True)
+    metas.index = order
+    meta = metas.sort_index().reset_index(drop=True)[_LIMB_COLS]
     meta["fracture"] = meta["fracture"].astype(bool)
     meta["seed"], meta["difficulty"], meta["image_size"] = seed, difficulty, S
     labels_arr = np.array([class_names.index(c) for c, *_ in plan], np.int64)
