@@ -209,7 +209,7 @@ class Pipeline:
                 "classes": list(train.class_names), "image_size": train.image_size, "seed": seed}
 
         def build(out: Path) -> None:
-            model = build_model(self.profile.arch, len(train.class_names), train.image_size)
+            model = build_model(self.profile.arch, len(train.class_names), train.image_size, seed)
             res = train_classifier(model, train, cfg, seed=seed, val=val)
             save_model(res.model, out / "model.pt", {"class_names": list(train.class_names)})
             atomic_write_text(out / "history.csv", res.history.to_csv(index=False))
@@ -530,7 +530,7 @@ def cli_train_classifier(args) -> int:
     if args.device:
         cfg = dataclasses.replace(cfg, device=args.device)
     ds = load_dataset(args.data, image_size=p.image_size)
-    model = build_model(p.arch, len(ds.class_names), ds.image_size)
+    model = build_model(p.arch, len(ds.class_names), ds.image_size, args.seed)
     res = train_classifier(model, ds, cfg, seed=args.seed, run_dir=args.out)
     save_model(res.model, Path(args.out) / "model.pt", {"class_names": list(ds.class_names), "seed": args.seed,
                                                          "data_fingerprint": ds.fingerprint})

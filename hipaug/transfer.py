@@ -42,12 +42,12 @@ class PretrainSets:
     unfiltered: ImageDataset | None  # synthetic images drawn without the filter
 
 
-def build_model(arch: ArchSpec, num_classes: int, image_size: int) -> torch.nn.Module:
-    """The shared VGG-16 backbone."""
+def build_model(arch: ArchSpec, num_classes: int, image_size: int, seed: int) -> torch.nn.Module:
+    """The shared VGG-16 backbone, initialised from `seed` (never from global RNG state)."""
     from .vgg import vgg16
 
     return vgg16(num_classes, width=arch.width, fc_width=arch.fc_width, image_size=image_size,
-                 batch_norm=arch.batch_norm, dropout=arch.dropout, pretrained=arch.pretrained)
+                 batch_norm=arch.batch_norm, dropout=arch.dropout, pretrained=arch.pretrained, seed=seed)
 
 
 def pretrain_set(condition: str, sets: PretrainSets, seed: int) -> ImageDataset | None:
@@ -80,7 +80,7 @@ def pretrain(condition: str, sets: PretrainSets, arch: ArchSpec, cfg, seed: int,
     augment = (cfg.augment or AugmentConfig()) if condition == "classic" else None
     epochs = max(1, int(round(cfg.epochs * len(sets.real_train) / len(train))))
     cfg = dataclasses.replace(cfg, augment=augment, epochs=epochs)
-    model = build_model(arch, len(train.class_names), train.image_size)
+    model = build_model(arch, len(train.class_names), train.image_size, seed)
     result = train_classifier(model, train, cfg, seed=seed, val=sets.real_val, run_dir=run_dir)
     return result.model, result.history
 
@@ -114,9 +114,9 @@ def finetune_folds(condition: str, pretrained: torch.nn.Module | None, pelvic: I
         train_ds, test_ds = pelvic.subset(train_idx), pelvic.subset(test_idx)
         tr, va = patient_split(train_ds, cfg.val_fraction, seed=fold_seed)
         if state is None:
-            model = build_model(arch, 2, pelvic.image_size)
+            model = build_model(arch, 2, pelvic.image_size, fold_seed)
         else:
-            model = build_model(dataclasses.replace(arch, pretrained="never"), n_pre, pelvic.image_size)
+            model = build_model(dataclasses.replace(arch, pretrained="never"), n_pre, pelvic.image_size, fold_seed)
             model.load_state_dict(state)
             torch.manual_seed(fold_seed)  # the new head's initialisation
             model.reset_classifier(2)
