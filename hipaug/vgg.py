@@ -27,7 +27,7 @@ from torch import nn
 
 from .augment import AugmentConfig, classic_augment
 from .errors import ConfigError, DataError
-from .utils import atomic_torch_save, atomic_write_text, progress, resolve_device, seed_everything, torch_load, write_json
+from .utils import atomic_torch_save, atomic_write_text, progress, resolve_device, torch_load, write_json
 
 log = logging.getLogger(__name__)
 
@@ -533,7 +533,6 @@ def train_classifier(model: VGG16, train, cfg: TrainConfig, seed: int, val=None,
         raise DataError(f"images have {train.images.shape[1]} channels, model expects {model.config['in_chans']}")
     device = resolve_device(cfg.device)
     t_start = time.perf_counter()
-    seed_everything(seed)  # dropout draws from torch's global generator
     perm_gen = torch.Generator().manual_seed(_derived_seed(seed, 1))
     aug_gen = torch.Generator().manual_seed(_derived_seed(seed, 2))
     # Dropout draws from the global generator: seed it from `seed`, so a run never depends on what
