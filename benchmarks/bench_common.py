@@ -24,6 +24,8 @@ if str(ROOT) not in sys.path:  # run as `python benchmarks/bench_x.py` from anyw
     sys.path.insert(0, str(ROOT))
 
 BUSY_LOAD = 0.5  # 1-minute load average above which a record says the box was busy
+BUSY_CPU = 0.15  # share of the CPUs other processes used just before a measurement that counts as busy
+LAST_BUSY: float | None = None  # CPU share in use when wait_for_quiet() last returned
 
 
 def cpu_model() -> str:
@@ -70,14 +72,14 @@ def wait_for_quiet(max_wait: float = 120.0, threshold: float = BUSY_LOAD, poll: 
     2-core box halve a benchmark's throughput; this waits a little, then measures anyway (the
     record carries the load and its notes say so).
     """
+    global LAST_BUSY
     t0 = time.monotonic()
     while True:
         la = loadavg()
-        if la[0] <= threshold:
-            return la
         busy = cpu_busy()
-        if busy < busy_threshold or time.monotonic() - t0 >= max_wait:
-            return loadavg()
+        LAST_BUSY = busy
+        if la[0] <= threshold or busy < busy_threshold or time.monotonic() - t0 >= max_wait:
+            return la
         if not quiet:
             print(f"[bench] load average {la[0]:.2f}, CPUs {busy:.0%} busy: waiting ...", file=sys.stderr, flush=True)
         time.sleep(poll)
@@ -153,19 +155,24 @@ def record(name: str, title: str, rows: list[dict], notes: str = "", load: list[
            threads: int | None = None, results_dir: Path | None = None, timed: bool = True) -> dict:
     """Print the table and append one record to `<results>/<name>.jsonl`; return the record.
 
-    `load` is the load average when the measurement started (default: now); the worse of it and the
-    load at the end is recorded, and a load above BUSY_LOAD is stated in the notes (`timed=False`:
-    a computed record, where the load does not matter).
+    `load` is the load average when the measurement started (default: now; the load at the end would
+    count the benchmark itself). A load above BUSY_LOAD is stated in the notes, with how busy other
+    processes kept the CPUs just before the measurement (`timed=False`: a computed record, where the
+    load does not matter).
     """
     import torch
 
-    end = loadavg()
-    la = load if load is not None else end
-    la = [max(a, b) for a, b in zip(la, end)]
+    la = load if load is not None else loadavg()
     if timed and la[0] > BUSY_LOAD:
-        busy = (f"Measured while the machine was busy (1-min load average up to {la[0]:.2f} on "
-                f"{os.cpu_count()} cores): throughput figures are lower bounds.")
-        notes = f"{notes} {busy}".strip()
+        if LAST_BUSY is not None and LAST_BUSY < BUSY_CPU:
+            msg = (f"The 1-min load average was {la[0]:.2f} at the start ({os.cpu_count()} cores); it lags and still "
+                   f"counted just-finished work (such as the preceding benchmark): the CPUs were {LAST_BUSY:.0%} "
+                   "busy just before the measurement.")
+        else:
+            other = f" (CPUs {LAST_BUSY:.0%} busy just before it)" if LAST_BUSY is not None else ""
+            msg = (f"Measured while the machine was busy: 1-min load average {la[0]:.2f} on {os.cpu_count()} "
+                   f"cores{other}; throughput figures are lower bounds.")
+        notes = f"{notes} {msg}".strip()
     rec = {
         "benchmark": name,
         "title": title,

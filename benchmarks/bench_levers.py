@@ -164,9 +164,11 @@ def infer_variants(prof, C: int = 8, n: int = 1024) -> tuple[dict, float]:
         "NCHW, no_grad, batch 256": plain(torch.no_grad, 256),
         "NCHW, grad enabled, batch 256": plain(torch.enable_grad, 256),
         "NCHW, inference_mode + torch.compile, batch 256": compiled(256),
-        "predict_proba batch 256 (hipaug now: channels_last)": hipaug(256),
-        "predict_proba batch 64": hipaug(64),
-        "predict_proba batch 1024": hipaug(1024),
+        "NCHW, inference_mode, batch 64": plain(torch.inference_mode, 64),
+        "channels_last, inference_mode, batch 256": plain(torch.inference_mode, 256, cl=True),
+        "channels_last, inference_mode, batch 64": plain(torch.inference_mode, 64, cl=True),
+        "predict_proba batch 256 (hipaug now: channels_last, cache-sized chunks)": hipaug(256),
+        "predict_proba batch 1024 (same chunks)": hipaug(1024),
     }
     from torch.utils.flop_counter import FlopCounterMode
     with torch.no_grad(), FlopCounterMode(display=False) as fc:
@@ -185,7 +187,13 @@ def acgan_variants(prof, C: int = 8) -> tuple[dict, dict]:
     real = torch.rand(B, 1, S, S, generator=g) * 2 - 1
     yr = torch.randint(0, C, (B,), generator=g)
 
-    def make(reuse_fake=False, ema=True, channels_last=False, compile_=False, det=True, stats=True, fill=True):
+    import hipaug.acgan as A
+
+    pair = getattr(A, "_pair_labels", lambda y: y)  # same-class pairs for the mode-seeking term
+    ms_weight = float(getattr(cfg, "mode_seeking", 0.0))
+
+    def make(reuse_fake=False, ema=True, channels_last=False, compile_=False, det=True, stats=True, fill=True,
+             fused=False):
         def setup():
             torch.manual_seed(0)
             G, D = build_models(cfg, C)
@@ -194,11 +202,22 @@ def acgan_variants(prof, C: int = 8) -> tuple[dict, dict]:
             if channels_last:
                 G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
                 r = real.contiguous(memory_format=torch.channels_last)
-            opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=cfg.betas, foreach=True)
-            opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=cfg.betas, foreach=True)
+            impl = {"fused": True} if fused else {"foreach": True}
+            opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=cfg.betas, **impl)
+            opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=cfg.betas, **impl)
             Gf, Df = (torch.compile(G), torch.compile(D)) if compile_ else (G, D)
-            acc = torch.zeros(10)
+            acc = torch.zeros(16)
             it = [0]
+
+            def g_step(fake, z, y):
+                g_loss, g_st = generator_loss(Df, fake, y, cfg.aux_weight)
+                if ms_weight > 0:
+                    ms, _ratio = A.mode_seeking_loss(fake, z)
+                    g_loss = g_loss + ms_weight * ms
+                opt_g.zero_grad(set_to_none=True)
+                g_loss.backward()
+                opt_g.step()
+                return g_st
 
             def step():
                 # train_acgan calls hipaug.utils.deterministic(): deterministic algorithms, and torch then
@@ -207,26 +226,32 @@ def acgan_variants(prof, C: int = 8) -> tuple[dict, dict]:
                 torch.utils.deterministic.fill_uninitialized_memory = fill
                 z = torch.randn(B, L)
                 if reuse_fake:
-                    fake = Gf(z, yr)  # one forward with grad, detached for D (public recipe)
-                    d_loss, d_st = discriminator_loss(Df, r, yr, fake.detach(), yr)
-                else:
+                    # One G forward with grad: D learns on it detached, then G's loss reuses it
+                    # (the DCGAN / public AC-GAN recipe), with the mode-seeking pairs.
+                    y2 = pair(yr)
+                    fake = Gf(z, y2)
+                    d_loss, d_st = discriminator_loss(Df, r, yr, fake.detach(), y2, cfg.label_smoothing,
+                                                      cfg.aux_weight, cfg.aux_fake_in_d)
+                    opt_d.zero_grad(set_to_none=True)
+                    d_loss.backward()
+                    opt_d.step()
+                    g_st = g_step(fake, z, y2)
+                else:  # hipaug's loop: a fresh no-grad fake batch for D, another forward for G
                     with torch.no_grad():
                         fake_d = Gf(z, yr)
-                    d_loss, d_st = discriminator_loss(Df, r, yr, fake_d, yr)
-                opt_d.zero_grad(set_to_none=True)
-                d_loss.backward()
-                opt_d.step()
-                if not reuse_fake:
-                    fake = Gf(torch.randn(B, L), yr)
-                g_loss, g_st = generator_loss(Df, fake, yr)
-                opt_g.zero_grad(set_to_none=True)
-                g_loss.backward()
-                opt_g.step()
+                    d_loss, d_st = discriminator_loss(Df, r, yr, fake_d, yr, cfg.label_smoothing, cfg.aux_weight,
+                                                      cfg.aux_fake_in_d)
+                    opt_d.zero_grad(set_to_none=True)
+                    d_loss.backward()
+                    opt_d.step()
+                    z2 = torch.randn(B, L)
+                    y2 = pair(yr)
+                    g_st = g_step(Gf(z2, y2), z2, y2)
                 it[0] += 1
                 if ema:
                     _ema_update(G_ema, G, cfg.ema_decay, it[0])
                 if stats:
-                    acc.add_(torch.cat([d_st, g_st]))
+                    acc[:len(d_st) + len(g_st)].add_(torch.cat([d_st, g_st]))
 
             extra = {}
             if compile_:
@@ -260,10 +285,14 @@ def acgan_variants(prof, C: int = 8) -> tuple[dict, dict]:
         "hipaug step (2 G forwards, EMA, deterministic)": make(),
         "deterministic, fill_uninitialized_memory off": make(fill=False),
         "deterministic algorithms off": make(det=False),
+        "Adam fused": make(fused=True),
         "reuse the fake batch (1 G forward)": make(reuse_fake=True),
-        "reuse fake + fill_uninitialized_memory off": make(reuse_fake=True, fill=False),
+        "reuse fake + fused Adam + fill off": make(reuse_fake=True, fill=False, fused=True),
         "reuse fake, no EMA, no stats": make(reuse_fake=True, ema=False, stats=False),
         "channels_last": make(channels_last=True),
+        "reuse fake + channels_last": make(reuse_fake=True, channels_last=True),
+        "reuse fake + channels_last + fill off + fused Adam": make(reuse_fake=True, channels_last=True, fill=False,
+                                                                  fused=True),
         "torch.compile G and D": make(compile_=True),
         "plain recipe step (1 G forward, .item())": plain_step(),
     }

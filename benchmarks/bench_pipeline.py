@@ -4,8 +4,8 @@
 
 `hipaug reproduce --profile P` runs first from an empty artifact cache (a temporary
 HIPAUG_ARTIFACTS folder) and then again on the filled cache. `python -m hipaug.book --profile
-smoke` runs once with an empty notebook cache (`_build/nbcache/smoke` moved aside and restored
-afterwards; the same temporary artifacts) and once cached. Each command runs under a small
+P` (smoke and default) runs once with an empty notebook cache (`_build/nbcache/P` moved aside and
+restored afterwards; temporary artifacts) and once cached. Each command runs under a small
 wrapper process, so `getrusage(RUSAGE_CHILDREN).ru_maxrss` is the peak RSS of that command's
 largest process (papermill kernels are grandchildren and are included when they are waited for).
 `--quick` runs the smoke profile only. The default profile takes many minutes on 2 cores.
@@ -43,11 +43,39 @@ def run(cmd: list[str], env: dict) -> dict:
     return out
 
 
+def book_record(prof: str, notes: str, a) -> dict:
+    """Build the book of `prof` from an empty notebook + artifact cache, then again cached."""
+    la = bc.wait_for_quiet(a.max_wait)
+    rows = []
+    nbcache = bc.ROOT / "_build" / "nbcache" / prof
+    backup = nbcache.with_name(f".{prof}-bench-backup-{os.getpid()}")
+    with tempfile.TemporaryDirectory(prefix="hipaug-book-") as tmp:
+        env = {"HIPAUG_ARTIFACTS": str(Path(tmp) / "artifacts"), "HIPAUG_RESULTS": str(Path(tmp) / "results"),
+               "HIPAUG_CACHE": str(Path(tmp) / "datacache")}
+        if nbcache.exists():
+            nbcache.rename(backup)
+        try:
+            for state in ("cold (empty notebook + artifact cache)", "cached"):
+                print(f"[bench] book --profile {prof}: {state} ...", file=sys.stderr, flush=True)
+                r = run([sys.executable, "-m", "hipaug.book", "--profile", prof], env)
+                rows.append({"command": f"python -m hipaug.book --profile {prof}", "cache": state,
+                             "wall s": r["seconds"], "CPU s": r["cpu_s"], "peak RSS MB": r["peak_mb"]})
+                print(f"[bench]   {r['seconds']:.1f} s, peak {r['peak_mb']:.0f} MB", file=sys.stderr, flush=True)
+        finally:
+            if backup.exists():  # put the user's executed notebooks back
+                shutil.rmtree(nbcache, ignore_errors=True)
+                backup.rename(nbcache)
+    return bc.record(f"book_{prof}", f"Book build: python -m hipaug.book --profile {prof}", rows,
+                     notes + " The book build executes the chapter notebooks (papermill) and runs jupyter-book; the "
+                     "cached run re-uses the executed notebooks.", load=la, results_dir=a.results)
+
+
 def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     bc.common_args(ap)
     ap.add_argument("--profiles", nargs="+", default=None, help="profiles to reproduce (default: smoke default)")
     ap.add_argument("--no-book", action="store_true", help="skip the book build timing")
+    ap.add_argument("--book-profiles", nargs="+", default=None, help="books to build (default: smoke default)")
     a = ap.parse_args(argv)
     profiles = a.profiles or (["smoke"] if a.quick else ["smoke", "default"])
     recs = []
@@ -70,31 +98,9 @@ def main(argv=None) -> list[dict]:
                 print(f"[bench]   {r['seconds']:.1f} s, peak {r['peak_mb']:.0f} MB", file=sys.stderr, flush=True)
         recs.append(bc.record(f"pipeline_{prof}", f"Whole pipeline: hipaug reproduce --profile {prof}", rows, notes,
                               load=la, results_dir=a.results))
-    if not a.no_book:
-        la = bc.wait_for_quiet(a.max_wait)
-        rows = []
-        nbcache = bc.ROOT / "_build" / "nbcache" / "smoke"
-        backup = nbcache.with_name(f".smoke-bench-backup-{os.getpid()}")
-        with tempfile.TemporaryDirectory(prefix="hipaug-book-") as tmp:
-            env = {"HIPAUG_ARTIFACTS": str(Path(tmp) / "artifacts"), "HIPAUG_RESULTS": str(Path(tmp) / "results"),
-                   "HIPAUG_CACHE": str(Path(tmp) / "datacache")}
-            if nbcache.exists():
-                nbcache.rename(backup)
-            try:
-                for state in ("cold (empty notebook + artifact cache)", "cached"):
-                    print(f"[bench] book --profile smoke: {state} ...", file=sys.stderr, flush=True)
-                    r = run([sys.executable, "-m", "hipaug.book", "--profile", "smoke"], env)
-                    rows.append({"command": "python -m hipaug.book --profile smoke", "cache": state,
-                                 "wall s": r["seconds"], "CPU s": r["cpu_s"], "peak RSS MB": r["peak_mb"]})
-                    print(f"[bench]   {r['seconds']:.1f} s", file=sys.stderr, flush=True)
-            finally:
-                if backup.exists():
-                    shutil.rmtree(nbcache, ignore_errors=True)
-                    backup.rename(nbcache)
-        recs.append(bc.record("book_smoke", "Book build: python -m hipaug.book --profile smoke", rows,
-                              notes + " The book build executes the chapter notebooks (papermill) and runs "
-                              "jupyter-book; the cached run re-uses the executed notebooks.", load=la,
-                              results_dir=a.results))
+    books = [] if a.no_book else (a.book_profiles or (["smoke"] if a.quick else ["smoke", "default"]))
+    for prof in books:
+        recs.append(book_record(prof, notes, a))
     return recs
 
 

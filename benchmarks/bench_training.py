@@ -70,8 +70,9 @@ def _vgg_cfg(prof, epochs: int):
     return dataclasses.replace(prof.pretrain, epochs=epochs, patience=None, val_fraction=0.0, device="cpu")
 
 
-def worker(kind: str, pt: str, png: str, n: int, profile: str = "default", workers: int = 0) -> dict:
-    """Run one measurement; `n` is epochs (vgg) or steps (acgan)."""
+def worker(kind: str, pt: str, png: str, n: int, profile: str = "default", workers: int = 0,
+           width: float = 0.125, fc_width: int = 128) -> dict:
+    """Run one measurement; `n` is epochs (vgg) or steps (acgan) or images (vgg-width)."""
     import torch
     from hipaug.config import load_profile
 
@@ -115,6 +116,23 @@ def worker(kind: str, pt: str, png: str, n: int, profile: str = "default", worke
         r = train_acgan_plain(G, D, png, n, cfg.batch_size, cfg.latent_dim, C, cfg.lr_g, cfg.betas,
                               num_workers=workers)
         out.update(images=r["images"], seconds=r["seconds"], steps=r["steps"])
+    elif kind == "vgg-width":
+        # hipaug's loop on a wider VGG-16: where the same loop meets the utilisation target.
+        from torch.utils.flop_counter import FlopCounterMode
+        from hipaug.vgg import train_classifier, vgg16
+
+        a = prof.arch
+        mk = lambda: vgg16(C, width=width, fc_width=fc_width, image_size=prof.image_size,  # noqa: E731
+                           batch_norm=a.batch_norm, pretrained="never", dropout=a.dropout, seed=0)
+        cfg = _vgg_cfg(prof, 1)
+        sub = ds.subset(list(range(min(len(ds), n))))
+        with FlopCounterMode(display=False) as fc:
+            train_classifier(mk(), ds.subset(list(range(cfg.batch_size))), cfg, seed=0)
+        t0 = time.perf_counter()
+        train_classifier(mk(), sub, cfg, seed=0)
+        dt = time.perf_counter() - t0
+        nb = len(sub) // cfg.batch_size
+        out.update(images=nb * cfg.batch_size, seconds=dt, steps=nb, flops_per_step=fc.get_total_flops())
     else:
         raise ValueError(kind)
     out["images_per_s"] = out["images"] / out["seconds"]
@@ -173,10 +191,42 @@ def run_worker(fn: str, **kw) -> dict:
 
 # ----------------------------------------------------------------------------- main
 
+TARGET_UTILIZATION = 0.7  # the performance target: achieved / measured conv GFLOP/s
+WIDTHS = ((0.125, 128, 800), (0.25, 256, 800), (0.5, 512, 320), (1.0, 4096, 128))  # width, fc, images
+
+
+def width_record(a, prof, pt: str, png: str) -> dict:
+    """hipaug's VGG loop at widths 1/8 ... 1 (the same profile otherwise): utilisation vs width."""
+    from bench_machine import reference_gflops
+
+    widths = WIDTHS[::2] if a.quick else WIDTHS
+    la = bc.wait_for_quiet(a.max_wait)
+    ref = reference_gflops(results_dir=a.results)
+    rows = []
+    for w, fc_w, n in widths:
+        n = n // 2 if a.quick else n
+        r = run_worker("worker", kind="vgg-width", pt=pt, png=png, n=n, profile=a.profile, width=w, fc_width=fc_w)
+        gfs = r["flops_per_step"] * r["steps"] / r["seconds"] / 1e9
+        rows.append({"width": w, "fc": fc_w, "batch": prof.pretrain.batch_size, "images": r["images"],
+                     "images/s": r["images_per_s"], "GFLOP/step": r["flops_per_step"] / 1e9, "GFLOP/s": gfs,
+                     "utilization": gfs / ref})
+        print(f"[bench] vgg width {w}: {r['images_per_s']:.1f} images/s", file=sys.stderr, flush=True)
+    reach = [f"{r['width']:g}" for r in rows if r["utilization"] >= TARGET_UTILIZATION]
+    verdict = (f"Utilisation reaches the {TARGET_UTILIZATION} target at width(s) {', '.join(reach)}."
+               if reach else f"No width measured here reaches the {TARGET_UTILIZATION} utilisation target.")
+    notes = (f"hipaug.vgg.train_classifier (one epoch, no validation, wall time of the call) on {prof.image_size}-px "
+             f"limb phantoms, batch {prof.pretrain.batch_size}, VGG-16 at channel widths {widths[0][0]:g} (the default "
+             f"profile's is {prof.arch.width:g}) to {widths[-1][0]:g} (1 = torchvision's), same loop otherwise. {verdict} "
+             f"Utilisation denominator: {ref:.1f} GFLOP/s.")
+    return bc.record("training_width", "VGG-16 training loop vs network width (utilisation)", rows, notes, load=la,
+                     results_dir=a.results)
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     bc.common_args(ap)
     ap.add_argument("--profile", default="default")
+    ap.add_argument("--no-width", action="store_true", help="skip the VGG width sweep (record training_width)")
     a = ap.parse_args(argv)
     from bench_machine import reference_gflops
     from hipaug.config import load_profile
@@ -203,6 +253,8 @@ def main(argv=None) -> dict:
                 if key not in best or r["images_per_s"] > best[key]["images_per_s"]:
                     best[key] = r
         ref = max(ref, reference_gflops(results_dir=a.results))
+        if not a.no_width:
+            width_record(a, prof, pt, png)
     rows = []
     for (kind, w), r in best.items():
         model, loop = kind.split("-")

@@ -168,6 +168,7 @@ def generate_all(root: Path, out: Path, profile: str, results_dir: Path | None =
     from . import perfpage
 
     _write(out / "performance.md", perfpage.render(root))
+    _write(out / "paper_cost.md", perfpage.paper_cost(root))
     from .claims import render_findings_and_annotations
 
     for name, text in render_findings_and_annotations(root, out, profile, results_dir).items():

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 # Reading order of the appendix; benchmarks not listed follow alphabetically.
-ORDER = ("machine", "training", "levers_vgg", "levers_inference", "levers_acgan", "inference", "phantoms",
-         "scaling_image_size", "scaling_dataset", "pipeline_smoke", "pipeline_default", "book_smoke", "paper_cost")
+ORDER = ("machine", "training", "training_width", "levers_vgg", "levers_inference", "levers_acgan", "inference", "phantoms",
+         "scaling_image_size", "scaling_dataset", "pipeline_smoke", "pipeline_default", "book_smoke", "book_default", "paper_cost")
 BUSY_LOAD = 0.5  # a 1-minute load average above this is flagged next to the record
 
 
@@ -60,6 +60,57 @@ def _ordered(recs: dict[str, dict]) -> list[tuple[str, dict]]:
     return sorted(recs.items(), key=lambda kv: (rank.get(kv[0], len(ORDER)), kv[0]))
 
 
+# The performance issue's targets on a 2-core CPU: (what, record, row filter, column, comparison, bound).
+TARGETS = (
+    ("VGG-16 training: utilisation of the measured conv throughput", "training",
+     {"model": "VGG-16", "loop": "hipaug"}, "utilization", ">=", 0.7),
+    ("AC-GAN training: utilisation of the measured conv throughput", "training",
+     {"model": "AC-GAN", "loop": "hipaug"}, "utilization", ">=", 0.7),
+    ("VGG-16 training: images/s of hipaug / the plain loop", "training",
+     {"model": "VGG-16", "loop": "hipaug"}, "ratio hipaug/plain", ">=", 1.0),
+    ("AC-GAN training: images/s of hipaug / the plain loop", "training",
+     {"model": "AC-GAN", "loop": "hipaug"}, "ratio hipaug/plain", ">=", 1.0),
+    ("`make book` (default profile) from an empty cache, s", "book_default",
+     {"cache": "cold (empty notebook + artifact cache)"}, "wall s", "<=", 600.0),
+    ("`make book` (default profile) cached rebuild, s", "book_default", {"cache": "cached"}, "wall s", "<=", 30.0),
+    ("smoke pipeline (`hipaug reproduce --profile smoke`) from an empty cache, s", "pipeline_smoke",
+     {"cache": "cold (empty artifact cache)"}, "wall s", "<=", 120.0),
+    ("peak RSS of the default pipeline, MB", "pipeline_default", {}, "peak RSS MB", "<=", 4096.0),
+    ("peak RSS of the default book build, MB", "book_default", {}, "peak RSS MB", "<=", 4096.0),
+)
+
+
+def target_rows(recs: dict[str, dict]) -> list[dict]:
+    """One row per target: the measured value (worst matching row) and whether it is met."""
+    out = []
+    for what, name, where, col, op, bound in TARGETS:
+        rows = [r for r in (recs.get(name) or {}).get("rows", [])
+                if all(str(r.get(k, "")).startswith(v) for k, v in where.items()) and r.get(col) is not None]
+        vals = [float(r[col]) for r in rows]
+        if not vals:
+            out.append({"target": what, "bound": f"{op} {bound:g}", "measured": None, "met": "not measured",
+                        "record": name})
+            continue
+        worst = min(vals) if op == ">=" else max(vals)
+        met = worst >= bound if op == ">=" else worst <= bound
+        out.append({"target": what, "bound": f"{op} {bound:g}", "measured": worst, "met": "yes" if met else "**no**",
+                    "record": name})
+    return out
+
+
+def paper_cost(root: Path) -> str:
+    """Markdown of the `paper` profile's expected compute (the latest `paper_cost` record)."""
+    rec = latest_records(root / "benchmarks" / "results").get("paper_cost")
+    if not rec:
+        return "```{note}\nNo `paper_cost` record yet: run `python benchmarks/bench_paper_cost.py`.\n```\n"
+    out = [f"Counted by `benchmarks/bench_paper_cost.py` on {rec.get('date', '?')} (torch {rec.get('torch', '?')}).", ""]
+    if rec.get("rows"):
+        out += [_table(rec["rows"]), ""]
+    if rec.get("notes"):
+        out += [str(rec["notes"]), ""]
+    return "\n".join(out)
+
+
 def render(root: Path) -> str:
     """Markdown of the performance appendix."""
     recs = latest_records(root / "benchmarks" / "results")
@@ -72,6 +123,9 @@ def render(root: Path) -> str:
     if not recs:
         out += ["```{note}", "No benchmark results are recorded yet: run `make bench`.", "```", ""]
         return "\n".join(out)
+    out += ["## Targets", "",
+            "The targets of the performance work on this 2-core CPU, against the latest records below "
+            "(the worst matching row of each).", "", _table(target_rows(recs)), ""]
     for name, rec in _ordered(recs):
         la = rec.get("loadavg") or []
         load = f" · load {la[0]:.2f}" if la else ""

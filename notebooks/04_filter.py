@@ -10,7 +10,7 @@
 #
 # The paper does not state the selection rule. hipaug keeps a synthetic image when the
 # classifier gives the class it was generated for a probability of at least `threshold`
-# (0.9 by default), or keeps the `top_k` best per class. The classifier is a VGG-16 of
+# (the profile's `filter.threshold`), or keeps the `top_k` best per class. The classifier is a VGG-16 of
 # configuration D {cite}`simonyanVeryDeepConvolutional2015` (13 convolutions in five blocks
 # and three fully connected layers), narrowed by the profile's `width` on a CPU.
 

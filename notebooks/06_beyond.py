@@ -30,8 +30,8 @@ pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, devic
 # %% [markdown]
 # ## Ablations: the selection rule and the number of synthetic images
 #
-# The `with_gan` condition under other rules than the profile's threshold: a laxer and a
-# stricter threshold, and `top_k` (the same number per class). `unfiltered_gan` (same number
+# The `with_gan` condition under other rules than the profile's threshold: the thresholds in
+# `ablation.thresholds` and the per-class counts in `ablation.top_k` (the same number per class). `unfiltered_gan` (same number
 # of images as `with_gan`, no selection), `classic` and `scratch` come from {ref}`ch-transfer`.
 
 # %%
