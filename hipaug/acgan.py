@@ -604,10 +604,14 @@ def train_acgan(
     G_ema = copy.deepcopy(G)
     for p in G_ema.parameters():
         p.requires_grad_(False)
+    # On CPU, oneDNN runs these narrow convolutions faster in NHWC (channels_last) order; on
+    # CUDA cuDNN picks its own layout. Fused Adam is one kernel per step instead of a per-tensor
+    # loop. Both were measured in benchmarks/bench_levers.py (record levers_acgan).
+    fmt = torch.channels_last if device.type == "cpu" else torch.preserve_format
     for m in (G, D, G_ema):
-        m.to(device)
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=cfg.betas, foreach=True)
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=cfg.betas, foreach=True)
+        m.to(device=device, memory_format=fmt)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=cfg.betas, fused=True)
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=cfg.betas, fused=True)
     gen = torch.Generator().manual_seed(int(seed))  # every batch index, z and label comes from here
     acc = torch.zeros(len(_STAT_ORDER), device=device)  # stats summed since the last history row
     acc_n = 0
@@ -672,24 +676,29 @@ def train_acgan(
     bar = progress(range(step, end), total=cfg.steps, initial=step, desc="AC-GAN")
     for _ in bar:
         d_sum = torch.zeros(len(_D_STATS), device=device)
-        for _k in range(cfg.n_critic):
+        for k in range(cfg.n_critic):
             idx, z = draw(B)
             real, y = x_all[idx], y_all[idx]
-            with torch.no_grad(), autocast():
-                fake = G(z, y)  # fake labels = the real batch's labels
+            # Same-class pairs (first half / second half): the mode-seeking term compares them.
+            # The fake labels follow the real batch's labels, so the class alone never tells D
+            # which images are fake.
+            y_fake = _pair_labels(y)
+            last = k == cfg.n_critic - 1
+            # The last critic step's fake batch is generated with gradients and reused for G's
+            # update (the DCGAN recipe): one G forward per step instead of two.
+            with torch.set_grad_enabled(last), autocast():
+                fake = G(z, y_fake)
             with autocast():
                 d_loss, d_stats = discriminator_loss(
-                    D, real, y, fake.float(), y, cfg.label_smoothing, cfg.aux_weight, cfg.aux_fake_in_d
+                    D, real, y, fake.detach().float(), y_fake, cfg.label_smoothing, cfg.aux_weight, cfg.aux_fake_in_d
                 )
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
             d_sum += d_stats
-        idx, z = draw(B)
-        y_fake = _pair_labels(y_all[idx])  # same-class pairs: measures (and can reward) diversity
         with autocast():
-            fake = G(z, y_fake).float()
-            g_loss, g_stats = generator_loss(D, fake, y_fake, cfg.aux_weight)
+            fake = fake.float()
+            g_loss, g_stats = generator_loss(D, fake, y_fake, cfg.aux_weight)  # D after its update
             ms_loss, ms_ratio = mode_seeking_loss(fake, z)
             if cfg.mode_seeking > 0:
                 g_loss = g_loss + cfg.mode_seeking * ms_loss

@@ -39,6 +39,10 @@ def seed_everything(seed: int) -> torch.Generator:
 def deterministic(enabled: bool = True) -> None:
     """Ask torch for deterministic algorithms (CPU results repeat bit for bit)."""
     torch.use_deterministic_algorithms(enabled, warn_only=True)
+    # With deterministic algorithms torch also fills every new tensor with NaN by default, a
+    # debugging aid that costs a memory pass per allocation; no hipaug op reads memory it has
+    # not written (the bit-identical resume tests would fail if one did).
+    torch.utils.deterministic.fill_uninitialized_memory = False
     if torch.backends.cudnn.is_available():
         torch.backends.cudnn.benchmark = not enabled
         torch.backends.cudnn.deterministic = enabled
