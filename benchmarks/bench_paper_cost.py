@@ -5,8 +5,8 @@
 The paper profile needs CUDA, which this machine lacks, so its cost is computed, not timed:
 FLOPs per training step of each network at the profile's sizes are counted by
 `torch.utils.flop_counter` on the `meta` device (shapes only, no arithmetic, seconds on a CPU),
-following hipaug's own steps (the AC-GAN step: n_critic D updates each on a freshly generated
-fake batch, then a G update; the VGG-16 step: forward + backward), and multiplied out over the
+following hipaug's own steps (the AC-GAN step: n_critic D updates, the last one's fake batch
+reused for the G update; the VGG-16 step: forward + backward), and multiplied out over the
 pipeline: steps, epochs x images, folds, conditions, repeats. Every training count assumes no early
 stopping (patience never triggers), so the totals are upper bounds; the number of filtered
 synthetic images is unknown before the run and is bounded by the whole synthetic pool.
@@ -54,13 +54,16 @@ def network_flops(prof, num_classes: int) -> dict:
         yg = torch.randint(0, num_classes, (Bg,))
 
     def gan_step():
-        for _ in range(cfg.n_critic):
-            with torch.no_grad():
+        # hipaug.acgan.train_acgan: n_critic D updates, the last on a fake batch generated with
+        # gradients that G's update then reuses (one G forward per step when n_critic == 1).
+        for k in range(cfg.n_critic):
+            last = k == cfg.n_critic - 1
+            with torch.set_grad_enabled(last):
                 fake = G(torch.randn(Bg, cfg.latent_dim, device="meta"), yg)
-            d_loss, _ = discriminator_loss(D, real, yg, fake, yg, cfg.label_smoothing, cfg.aux_weight,
+            d_loss, _ = discriminator_loss(D, real, yg, fake.detach(), yg, cfg.label_smoothing, cfg.aux_weight,
                                            cfg.aux_fake_in_d)
             d_loss.backward()
-        g_loss, _ = generator_loss(D, G(torch.randn(Bg, cfg.latent_dim, device="meta"), yg), yg, cfg.aux_weight)
+        g_loss, _ = generator_loss(D, fake, yg, cfg.aux_weight)
         g_loss.backward()
 
     out["gan_step"] = _count(gan_step)

@@ -55,6 +55,14 @@ def _table(rows: list[dict]) -> str:
     return df.map(_fmt).to_markdown(index=False, disable_numparse=True)
 
 
+def _title(title: str) -> str:
+    """A record title for a heading: a command after the colon is set as code (keeps `--` intact)."""
+    head, sep, tail = title.partition(": ")
+    if sep and tail.split(" ")[0] in ("hipaug", "python", "make"):
+        return f"{head}: `{tail}`"
+    return title
+
+
 def _ordered(recs: dict[str, dict]) -> list[tuple[str, dict]]:
     rank = {n: i for i, n in enumerate(ORDER)}
     return sorted(recs.items(), key=lambda kv: (rank.get(kv[0], len(ORDER)), kv[0]))
@@ -129,7 +137,7 @@ def render(root: Path) -> str:
     for name, rec in _ordered(recs):
         la = rec.get("loadavg") or []
         load = f" · load {la[0]:.2f}" if la else ""
-        out += [f"## {rec.get('title', name)}", "",
+        out += [f"## {_title(rec.get('title', name))}", "",
                 f"{rec.get('date', '?')} · {rec.get('cpu', rec.get('machine', '?'))} · torch {rec.get('torch', '?')} · "
                 f"{rec.get('threads', '?')} threads{load}", ""]
         rows = rec.get("rows") or []

@@ -53,3 +53,13 @@ def test_empty_results_and_paper_cost(tmp_path):
     _write(tmp_path, "paper_cost", [{"stage": "AC-GAN", "PFLOP": 1.5}])
     text = perfpage.paper_cost(tmp_path)
     assert "| AC-GAN" in text and "1.5" in text
+
+
+def test_command_titles_are_code(tmp_path):
+    d = tmp_path / "benchmarks" / "results"
+    d.mkdir(parents=True)
+    rec = {"benchmark": "pipeline_smoke", "title": "Whole pipeline: hipaug reproduce --profile smoke",
+           "date": "2026-01-01", "rows": [{"cache": "cached", "wall s": 1.0}]}
+    (d / "pipeline_smoke.jsonl").write_text(json.dumps(rec) + "\n")
+    assert "## Whole pipeline: `hipaug reproduce --profile smoke`" in perfpage.render(tmp_path)
+    assert perfpage._title("Levers: VGG-16 training step") == "Levers: VGG-16 training step"
