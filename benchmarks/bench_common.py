@@ -204,13 +204,22 @@ def latest(name: str, results_dir: Path | None = None) -> dict | None:
     return max(recs, key=lambda r: str(r.get("date", ""))) if recs else None
 
 
+REF_KERNEL = "conv3x3 64->128 32px b64"  # the utilisation denominator's kernel, measured by bench_machine
+
+
+def utilisation_note(ref: float) -> str:
+    """The sentence each record's notes give on how utilisation is normalised."""
+    return (f"Utilisation denominator: {REF_KERNEL} forward (faster of NCHW/NHWC), {ref:.1f} GFLOP/s "
+            "(max of this run and the latest machine record).")
+
+
 def conv_reference_gflops(results_dir: Path | None = None) -> float | None:
     """The measured conv GFLOP/s of the latest `machine` record (the utilisation denominator)."""
     rec = latest("machine", results_dir)
     if not rec:
         return None
     vals = [float(r["GFLOP/s"]) for r in rec.get("rows", [])
-            if r.get("kernel", "").startswith("conv3x3 64->128 32px b64") and r.get("pass") == "forward"]
+            if r.get("kernel", "").startswith(REF_KERNEL) and r.get("pass") == "forward"]
     return max(vals) if vals else None
 
 

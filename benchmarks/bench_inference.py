@@ -59,7 +59,7 @@ def main(argv=None) -> dict:
              "utilization": n * fl / s / 1e9 / ref, "ratio vs plain": base / s} for k, s in best.items()]
     notes = (f"Default-profile VGG-16 (width {ar.width}, fc {ar.fc_width}) at {S} px, {fl / 1e6:.1f} MFLOP per image "
              f"forward; {n} images (the default synthetic pool is {8 * prof.filter.synthetic_per_class}). "
-             f"Best of {repeats}. Utilisation denominator: conv3x3 64->128 32px b64 forward (faster of NCHW/NHWC), {ref:.1f} GFLOP/s.")
+             f"Best of {repeats}. {bc.utilisation_note(ref)}")
     return bc.record("inference", "VGG-16 inference: the realism filter (predict_proba)", rows, notes, load=la,
                      results_dir=a.results)
 

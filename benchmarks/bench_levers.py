@@ -56,6 +56,15 @@ def run_variants(variants: dict, n_steps: int, rounds: int, warmup: int = 2) -> 
 
 # ----------------------------------------------------------------------------- VGG-16
 
+def _compile_time(step, compiled: bool) -> dict:
+    """Run the first step of a torch.compile'd variant (it compiles) and return how long it took."""
+    if not compiled:
+        return {}
+    t0 = time.perf_counter()
+    step()
+    return {"compile_s": time.perf_counter() - t0}
+
+
 def vgg_variants(prof, C: int = 8) -> tuple[dict, float]:
     from hipaug.vgg import vgg16
 
@@ -93,12 +102,7 @@ def vgg_variants(prof, C: int = 8) -> tuple[dict, float]:
                     loss.item()
                     (logits.detach().argmax(1) == y).sum().item()
 
-            extra = {}
-            if compile_:
-                t0 = time.perf_counter()
-                step()
-                extra["compile_s"] = time.perf_counter() - t0
-            return step, extra
+            return step, _compile_time(step, compile_)
         return setup
 
     variants = {
@@ -150,13 +154,11 @@ def infer_variants(prof, C: int = 8, n: int = 1024) -> tuple[dict, float]:
     def compiled(bs):
         def setup():
             mm = torch.compile(copy.deepcopy(m))
-            t0 = time.perf_counter()
 
             def run():
                 with torch.inference_mode():
                     return torch.cat([torch.softmax(mm(x[i:i + bs]), 1) for i in range(0, n, bs)])
-            run()
-            return run, {"compile_s": time.perf_counter() - t0}
+            return run, _compile_time(run, True)
         return setup
 
     variants = {
@@ -253,12 +255,7 @@ def acgan_variants(prof, C: int = 8) -> tuple[dict, dict]:
                 if stats:
                     acc[:len(d_st) + len(g_st)].add_(torch.cat([d_st, g_st]))
 
-            extra = {}
-            if compile_:
-                t0 = time.perf_counter()
-                step()
-                extra["compile_s"] = time.perf_counter() - t0
-            return step, extra
+            return step, _compile_time(step, compile_)
         return setup
 
     def plain():
@@ -324,7 +321,7 @@ def main(argv=None) -> list[dict]:
     recs = []
     la = bc.wait_for_quiet(a.max_wait)
     ref = reference_gflops(results_dir=a.results)
-    ref_note = f"Utilisation denominator: conv3x3 64->128 32px b64 forward (faster of NCHW/NHWC), {ref:.1f} GFLOP/s (max of this run and the latest machine record)."
+    ref_note = bc.utilisation_note(ref)
 
     def drop_compile(v):
         return {k: s for k, s in v.items() if not (a.no_compile and "compile" in k)}

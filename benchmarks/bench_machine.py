@@ -102,11 +102,12 @@ def main(argv=None) -> dict:
         rows.append(matmul_row(4096, min_time))
     for cl in (False, True):
         rows += conv_rows(64, 128, 32, 64, min_time, channels_last=cl)  # the reference conv
-        # The default VGG-16 (width 0.25, 64 px): its first and its widest 3x3 layers.
+        # A VGG-16 at width 1/4 and 64 px: its first and its widest 3x3 layers (the default profile's
+        # width 1/8 is narrower still).
         rows += conv_rows(16, 16, 64, 64, min_time, channels_last=cl)
         rows += conv_rows(128, 128, 8, 64, min_time, channels_last=cl)
     notes = ("Reference throughput, best of repeated runs. Utilisation elsewhere = achieved GFLOP/s / the "
-             "forward GFLOP/s of conv3x3 64->128 32px b64 in the faster memory layout (NCHW or NHWC = "
+             f"forward GFLOP/s of {bc.REF_KERNEL} in the faster memory layout (NCHW or NHWC = "
              "channels_last; oneDNN is faster in NHWC). Narrow layers run below it: the network's width bounds "
              "what any loop can reach.")
     return bc.record("machine", "Machine reference throughput (fp32, GFLOP/s)", rows, notes, load=la,

@@ -43,24 +43,36 @@ def run(cmd: list[str], env: dict) -> dict:
     return out
 
 
+def _temp_env(tmp: str) -> dict:
+    """Artifacts, results and the data cache in a temporary folder (nothing of the user's is reused)."""
+    return {"HIPAUG_ARTIFACTS": str(Path(tmp) / "artifacts"), "HIPAUG_RESULTS": str(Path(tmp) / "results"),
+            "HIPAUG_CACHE": str(Path(tmp) / "datacache")}
+
+
+def _cold_then_cached(label: str, cmd: list[str], env: dict, cold: str) -> list[dict]:
+    """Run `cmd` twice (`cold`, then with what the first run cached); one row per run."""
+    rows = []
+    for state in (cold, "cached"):
+        print(f"[bench] {label}: {state} ...", file=sys.stderr, flush=True)
+        r = run(cmd, env)
+        rows.append({"command": label, "cache": state,
+                     "wall s": r["seconds"], "CPU s": r["cpu_s"], "peak RSS MB": r["peak_mb"]})
+        print(f"[bench]   {r['seconds']:.1f} s, peak {r['peak_mb']:.0f} MB", file=sys.stderr, flush=True)
+    return rows
+
+
 def book_record(prof: str, notes: str, a) -> dict:
     """Build the book of `prof` from an empty notebook + artifact cache, then again cached."""
     la = bc.wait_for_quiet(a.max_wait)
-    rows = []
     nbcache = bc.ROOT / "_build" / "nbcache" / prof
     backup = nbcache.with_name(f".{prof}-bench-backup-{os.getpid()}")
     with tempfile.TemporaryDirectory(prefix="hipaug-book-") as tmp:
-        env = {"HIPAUG_ARTIFACTS": str(Path(tmp) / "artifacts"), "HIPAUG_RESULTS": str(Path(tmp) / "results"),
-               "HIPAUG_CACHE": str(Path(tmp) / "datacache")}
         if nbcache.exists():
             nbcache.rename(backup)
         try:
-            for state in ("cold (empty notebook + artifact cache)", "cached"):
-                print(f"[bench] book --profile {prof}: {state} ...", file=sys.stderr, flush=True)
-                r = run([sys.executable, "-m", "hipaug.book", "--profile", prof], env)
-                rows.append({"command": f"python -m hipaug.book --profile {prof}", "cache": state,
-                             "wall s": r["seconds"], "CPU s": r["cpu_s"], "peak RSS MB": r["peak_mb"]})
-                print(f"[bench]   {r['seconds']:.1f} s, peak {r['peak_mb']:.0f} MB", file=sys.stderr, flush=True)
+            rows = _cold_then_cached(f"python -m hipaug.book --profile {prof}",
+                                     [sys.executable, "-m", "hipaug.book", "--profile", prof], _temp_env(tmp),
+                                     "cold (empty notebook + artifact cache)")
         finally:
             if backup.exists():  # put the user's executed notebooks back
                 shutil.rmtree(nbcache, ignore_errors=True)
@@ -84,18 +96,11 @@ def main(argv=None) -> list[dict]:
              f"({os.cpu_count()} cores).")
     for prof in profiles:
         la = bc.wait_for_quiet(a.max_wait)
-        rows = []
         with tempfile.TemporaryDirectory(prefix=f"hipaug-pipe-{prof}-") as tmp:
-            env = {"HIPAUG_ARTIFACTS": str(Path(tmp) / "artifacts"), "HIPAUG_RESULTS": str(Path(tmp) / "results"),
-                   "HIPAUG_CACHE": str(Path(tmp) / "datacache")}
+            env = _temp_env(tmp)
             cmd = [sys.executable, "-m", "hipaug", "reproduce", "--profile", prof, "--artifacts", env["HIPAUG_ARTIFACTS"],
                    "--out", env["HIPAUG_RESULTS"]]
-            for state in ("cold (empty artifact cache)", "cached"):
-                print(f"[bench] hipaug reproduce --profile {prof}: {state} ...", file=sys.stderr, flush=True)
-                r = run(cmd, env)
-                rows.append({"command": f"hipaug reproduce --profile {prof}", "cache": state,
-                             "wall s": r["seconds"], "CPU s": r["cpu_s"], "peak RSS MB": r["peak_mb"]})
-                print(f"[bench]   {r['seconds']:.1f} s, peak {r['peak_mb']:.0f} MB", file=sys.stderr, flush=True)
+            rows = _cold_then_cached(f"hipaug reproduce --profile {prof}", cmd, env, "cold (empty artifact cache)")
         recs.append(bc.record(f"pipeline_{prof}", f"Whole pipeline: hipaug reproduce --profile {prof}", rows, notes,
                               load=la, results_dir=a.results))
     books = [] if a.no_book else (a.book_profiles or (["smoke"] if a.quick else ["smoke", "default"]))

@@ -217,7 +217,7 @@ def width_record(a, prof, pt: str, png: str) -> dict:
     notes = (f"hipaug.vgg.train_classifier (one epoch, no validation, wall time of the call) on {prof.image_size}-px "
              f"limb phantoms, batch {prof.pretrain.batch_size}, VGG-16 at channel widths {widths[0][0]:g} (the default "
              f"profile's is {prof.arch.width:g}) to {widths[-1][0]:g} (1 = torchvision's), same loop otherwise. {verdict} "
-             f"Utilisation denominator: {ref:.1f} GFLOP/s.")
+             f"{bc.utilisation_note(ref)}")
     return bc.record("training_width", "VGG-16 training loop vs network width (utilisation)", rows, notes, load=la,
                      results_dir=a.results)
 
@@ -275,8 +275,7 @@ def main(argv=None) -> dict:
              f"{prof.pretrain.batch_size}, {epochs} epoch(s) over {n_images} limb phantoms, no validation; "
              f"AC-GAN g/d width {prof.acgan.g_width}/{prof.acgan.d_width}, batch {prof.acgan.batch_size}, "
              f"{steps} steps (images/s = real images consumed). Wall time of the whole call, best of {repeats}, "
-             f"each run in a fresh process. Utilisation denominator: conv3x3 64->128 32px b64 forward (faster of NCHW/NHWC) at "
-             f"{ref:.1f} GFLOP/s (max of this run and the latest machine record). Ratio = hipaug images/s / the faster plain loop. "
+             f"each run in a fresh process. {bc.utilisation_note(ref)} Ratio = hipaug images/s / the faster plain loop. "
              f"hipaug's AC-GAN step does {flops['acgan'] / 1e9:.2f} GFLOP vs the plain recipe's "
              f"{flops['acgan-plain'] / 1e9:.2f} (one G forward costs {flops['g_forward'] / 1e9:.2f} GFLOP).")
     return bc.record("training", "Training loops: hipaug vs a plain loop (default profile)", rows, notes, load=la,

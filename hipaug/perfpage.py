@@ -55,6 +55,16 @@ def _table(rows: list[dict]) -> str:
     return df.map(_fmt).to_markdown(index=False, disable_numparse=True)
 
 
+def _record_body(rec: dict) -> list[str]:
+    """Markdown lines of a record's table and notes."""
+    out = []
+    if rec.get("rows"):
+        out += [_table(rec["rows"]), ""]
+    if rec.get("notes"):
+        out += [str(rec["notes"]), ""]
+    return out
+
+
 def _title(title: str) -> str:
     """A record title for a heading: a command after the colon is set as code (keeps `--` intact)."""
     head, sep, tail = title.partition(": ")
@@ -112,11 +122,7 @@ def paper_cost(root: Path) -> str:
     if not rec:
         return "```{note}\nNo `paper_cost` record yet: run `python benchmarks/bench_paper_cost.py`.\n```\n"
     out = [f"Counted by `benchmarks/bench_paper_cost.py` on {rec.get('date', '?')} (torch {rec.get('torch', '?')}).", ""]
-    if rec.get("rows"):
-        out += [_table(rec["rows"]), ""]
-    if rec.get("notes"):
-        out += [str(rec["notes"]), ""]
-    return "\n".join(out)
+    return "\n".join(out + _record_body(rec))
 
 
 def render(root: Path) -> str:
@@ -140,9 +146,5 @@ def render(root: Path) -> str:
         out += [f"## {_title(rec.get('title', name))}", "",
                 f"{rec.get('date', '?')} · {rec.get('cpu', rec.get('machine', '?'))} · torch {rec.get('torch', '?')} · "
                 f"{rec.get('threads', '?')} threads{load}", ""]
-        rows = rec.get("rows") or []
-        if rows:
-            out += [_table(rows), ""]
-        if rec.get("notes"):
-            out += [str(rec["notes"]), ""]
+        out += _record_body(rec)
     return "\n".join(out)

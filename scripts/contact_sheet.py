@@ -41,25 +41,26 @@ def _sheet(tiles: list[Image.Image], cols: int) -> Image.Image:
     return out
 
 
-def limb_sheet(seed: int, per: int = 3) -> Image.Image:
+def _tiles(render, label) -> list[Image.Image]:
+    """Tiles of `render(image_size)` at 128 px (x2) and 64 px (x4), captioned by `label(meta_row, size)`."""
     tiles = []
     for S, scale in ((128, 2), (64, 4)):
-        b = render_limb(per, image_size=S, seed=seed)
+        b = render(S)
         for i in range(len(b)):
             m = b.meta.iloc[i]
-            txt = f"{m.part} {m.fracture_type} {m.displacement:.0f}mm {S}px"
-            tiles.append(_tile(b.images[i], scale, txt, (m.frac_x, m.frac_y) if m.fracture else None))
+            tiles.append(_tile(b.images[i], scale, label(m, S), (m.frac_x, m.frac_y) if m.fracture else None))
+    return tiles
+
+
+def limb_sheet(seed: int, per: int = 3) -> Image.Image:
+    tiles = _tiles(lambda S: render_limb(per, image_size=S, seed=seed),
+                   lambda m, S: f"{m.part} {m.fracture_type} {m.displacement:.0f}mm {S}px")
     return _sheet(tiles, 2 * per)
 
 
 def pelvic_sheet(seed: int, n: int = 12) -> Image.Image:
-    tiles = []
-    for S, scale in ((128, 2), (64, 4)):
-        b = render_pelvic(n, image_size=S, seed=seed)
-        for i in range(len(b)):
-            m = b.meta.iloc[i]
-            txt = f"{m.fracture_type[:6]} {m.side} {m.displacement:.0f}mm {'imp' if m.impacted else ''}"
-            tiles.append(_tile(b.images[i], scale, txt, (m.frac_x, m.frac_y) if m.fracture else None))
+    tiles = _tiles(lambda S: render_pelvic(n, image_size=S, seed=seed),
+                   lambda m, S: f"{m.fracture_type[:6]} {m.side} {m.displacement:.0f}mm {'imp' if m.impacted else ''}")
     return _sheet(tiles, 6)
 
 
