@@ -36,6 +36,7 @@ from torch import nn
 
 from . import __version__
 from . import data as hdata
+from .augment import check_diffaug, diff_augment
 from .errors import ConfigError, DataError
 from .utils import (
     atomic_torch_save,
@@ -126,6 +127,8 @@ class ACGANConfig:
     ema_decay: float = 0.999  # EMA of G's weights used for sampling; 0 disables (EMA == G)
     n_critic: int = 1  # D updates per G update
     aux_weight: float = 1.0  # weight of the class (auxiliary) loss in both D's and G's loss
+    diffaug: str = ""  # DiffAugment policy (Zhao et al. 2020) applied to D's real and fake inputs, e.g.
+    #   "translation,cutout"; "" = off. Small data sets: without it D memorises the few hundred images
     mode_seeking: float = 1.0  # weight of MSGAN's mode-seeking term in G's loss (0: plain AC-GAN);
     #   our choice, not the paper's: without it G ignored z on the digits check (one image per class)
     aux_fake_in_d: bool = False  # also train D's class head on generated images; off because a
@@ -145,6 +148,7 @@ class ACGANConfig:
         _check_int(self, "max_mult", 1)
         if self.conditioning not in ("concat", "mul"):
             raise ConfigError(f"conditioning={self.conditioning!r} is not one of concat, mul")
+        check_diffaug(self.diffaug)
         _check_int(self, "steps", 1)
         _check_int(self, "batch_size", 1)
         for name in ("lr_g", "lr_d"):
@@ -641,6 +645,7 @@ def train_acgan(
     n_images = x_all.shape[0]
     grid_z, grid_y = _fixed_grid_inputs(cfg, num_classes, seed)
     B = cfg.batch_size
+    diffaug = check_diffaug(cfg.diffaug)
 
     def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
         # Indices with replacement: fake labels follow the data's class prior, so the class
@@ -690,7 +695,8 @@ def train_acgan(
                 fake = G(z, y_fake)
             with autocast():
                 d_loss, d_stats = discriminator_loss(
-                    D, real, y, fake.detach().float(), y_fake, cfg.label_smoothing, cfg.aux_weight, cfg.aux_fake_in_d
+                    D, diff_augment(real, diffaug, gen), y, diff_augment(fake.detach().float(), diffaug, gen), y_fake,
+                    cfg.label_smoothing, cfg.aux_weight, cfg.aux_fake_in_d,
                 )
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
@@ -698,7 +704,7 @@ def train_acgan(
             d_sum += d_stats
         with autocast():
             fake = fake.float()
-            g_loss, g_stats = generator_loss(D, fake, y_fake, cfg.aux_weight)  # D after its update
+            g_loss, g_stats = generator_loss(D, diff_augment(fake, diffaug, gen), y_fake, cfg.aux_weight)  # D after its update
             ms_loss, ms_ratio = mode_seeking_loss(fake, z)
             if cfg.mode_seeking > 0:
                 g_loss = g_loss + cfg.mode_seeking * ms_loss

@@ -4,7 +4,8 @@
   test each highlight and the verdict the claims ledger measured;
 - `findings.md`: every claim of the ledger and its verdict in one table;
 - `cli_help.md`, `api_reference.md`: from argparse and the docstrings;
-- `profiles.md`, `environment.md`: the profile values and package versions;
+- `profiles.md`, `profile_summaries.md`, `environment.md`: the profile values (a full table and a
+  line per profile) and package versions;
 - `performance.md`: the latest benchmark results in `benchmarks/results/`.
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 from .utils import atomic_write_text
 
 MODULES = ("phantoms", "data", "augment", "vgg", "acgan", "filter", "transfer", "evaluate", "pipeline",
-           "artifacts", "config", "literature", "claims", "bookpages", "utils", "errors")
+           "artifacts", "config", "literature", "claims", "prose", "bookpages", "utils", "errors")
 NOTE = Path("book/literature/linMedicalDataAugmentation2019.md")
 BIB_BEGIN = "% BEGIN generated: linMedicalDataAugmentation2019"
 BIB_END = "% END generated: linMedicalDataAugmentation2019"
@@ -112,6 +113,14 @@ def profiles_table() -> str:
     return df.to_markdown()
 
 
+def profile_summaries() -> str:
+    """One Markdown bullet per built-in profile with the settings that set its size and cost."""
+    from .config import list_profiles, load_profile
+    from .prose import describe_profile
+
+    return "\n".join(f"- {describe_profile(load_profile(name))}" for name in list_profiles())
+
+
 def environment_table() -> str:
     """Versions of Python and the packages that shape the results."""
     from importlib.metadata import PackageNotFoundError, version
@@ -164,6 +173,7 @@ def generate_all(root: Path, out: Path, profile: str, results_dir: Path | None =
     _write(out / "cli_help.md", cli_help())
     _write(out / "api_reference.md", api_reference())
     _write(out / "profiles.md", profiles_table() + "\n")
+    _write(out / "profile_summaries.md", profile_summaries() + "\n")
     _write(out / "environment.md", environment_table() + "\n")
     from . import perfpage
 

@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--per-class", type=int, default=150, help="images per class (default: %(default)s)")
     pl.add_argument("--labels", default="part+fracture", choices=["part", "fracture", "part+fracture"], help="class scheme")
     pl.add_argument("--image-size", type=int, default=64, help="32, 64, 128 or 256 (default: %(default)s)")
+    pl.add_argument("--difficulty", type=float, default=1.0, help="fracture conspicuity knob (default: %(default)s)")
+    pl.add_argument("--parts", nargs="+", metavar="PART", help="body parts to render (default: all)")
     _add_seed(pl)
     pp = phs.add_parser("pelvic", help="AP pelvis radiographs, fracture vs normal")
     pp.add_argument("--out", required=True, type=Path, help="output dataset folder")
@@ -76,9 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     fi.add_argument("--classifier", required=True, type=Path, help="classifier run folder (train-classifier)")
     fi.add_argument("--synthetic", required=True, type=Path, help="synthetic dataset folder (sample)")
     fi.add_argument("--out", required=True, type=Path, help="selected dataset folder (with scores.csv)")
+    fi.add_argument("--profile", default="default", help="profile whose filter rule is the default (default: %(default)s)")
     g = fi.add_mutually_exclusive_group()
-    g.add_argument("--threshold", type=float, help="keep if P(generated class) >= T (default 0.9)")
-    g.add_argument("--top-k", type=int, help="keep the K best-scored images per class")
+    g.add_argument("--threshold", type=float, help="keep if P(generated class) >= T (default: the profile's rule)")
+    g.add_argument("--top-k", type=int, help="keep the K best-scored images per class (default: the profile's rule)")
 
     rp = sub.add_parser("reproduce", help="run the whole pipeline and write the Table VIII analogue")
     rp.add_argument("--profile", default="default", help="smoke | default | paper | path to a YAML profile")
@@ -131,7 +134,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         if args.kind == "limb":
             out = phantoms.write_limb_dataset(args.out, per_class=args.per_class, image_size=args.image_size,
-                                              seed=args.seed, labels=args.labels)
+                                              seed=args.seed, labels=args.labels, difficulty=args.difficulty,
+                                              parts=args.parts)
         else:
             out = phantoms.write_pelvic_dataset(args.out, n=args.n, fracture_rate=args.fracture_rate,
                                                 image_size=args.image_size, seed=args.seed, difficulty=args.difficulty)

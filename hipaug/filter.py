@@ -3,14 +3,16 @@ scores every AC-GAN image, and only images it confidently assigns to the class t
 generated for are kept.
 
 The paper says the classifier's predictions select "realistic images" but not the rule;
-hipaug keeps an image when P(generated class) >= `threshold` (default 0.9) or, alternatively,
-the `top_k` best-scored images per class. Both are explicit parameters, not the paper's values.
+hipaug keeps an image when P(generated class) >= `threshold` or, alternatively, the `top_k`
+best-scored images per class. The rule is an explicit parameter with no default here: each
+profile's `filter` section sets it (`rule_for`), and it is not the paper's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,16 +35,24 @@ class FilterResult:
 
 
 def check_rule(threshold: float | None, top_k: int | None) -> tuple[float | None, int | None]:
-    """Validate the selection rule; default to threshold 0.9."""
+    """Validate the selection rule: exactly one of threshold and top_k."""
     if threshold is not None and top_k is not None:
         raise ConfigError("give either threshold or top_k, not both")
     if top_k is None and threshold is None:
-        threshold = 0.9
+        # No silent default: a hidden value here once disagreed with every profile's rule.
+        raise ConfigError("give threshold or top_k (a profile's `filter` section sets one; see rule_for)")
     if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
         raise ConfigError(f"threshold={threshold} must be in [0, 1]")
     if top_k is not None and int(top_k) < 1:
         raise ConfigError(f"top_k={top_k} must be >= 1")
     return threshold, top_k
+
+
+def rule_for(spec: Any, threshold: float | None = None, top_k: int | None = None) -> tuple[float | None, int | None]:
+    """Return the rule to apply: an explicit threshold or top_k, else the profile's (`spec` = `Profile.filter`)."""
+    if threshold is None and top_k is None:
+        threshold, top_k = spec.threshold, spec.top_k
+    return check_rule(threshold, top_k)
 
 
 def score_probs(probs: np.ndarray, synthetic: ImageDataset, classifier_classes: tuple[str, ...]) -> pd.DataFrame:
@@ -61,7 +71,7 @@ def score_probs(probs: np.ndarray, synthetic: ImageDataset, classifier_classes: 
     })
 
 
-def select(scores: pd.DataFrame, threshold: float | None = 0.9, top_k: int | None = None) -> np.ndarray:
+def select(scores: pd.DataFrame, threshold: float | None = None, top_k: int | None = None) -> np.ndarray:
     """Return the boolean mask of accepted rows under the rule."""
     threshold, top_k = check_rule(threshold, top_k)
     if top_k is not None:
@@ -86,7 +96,7 @@ def acceptance_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def filter_synthetic(model: torch.nn.Module, classifier_classes: tuple[str, ...], synthetic: ImageDataset,
-                     threshold: float | None = 0.9, top_k: int | None = None, device: str = "cpu",
+                     threshold: float | None = None, top_k: int | None = None, device: str = "cpu",
                      batch_size: int = 256) -> FilterResult:
     """Score `synthetic` with the limb classifier and keep the realistic images."""
     from .vgg import predict_proba
@@ -97,7 +107,7 @@ def filter_synthetic(model: torch.nn.Module, classifier_classes: tuple[str, ...]
 
 
 def filter_from_probs(probs: np.ndarray, classifier_classes: tuple[str, ...], synthetic: ImageDataset,
-                      threshold: float | None = 0.9, top_k: int | None = None) -> FilterResult:
+                      threshold: float | None = None, top_k: int | None = None) -> FilterResult:
     """Apply the rule to precomputed probabilities (a threshold sweep re-uses one scoring pass)."""
     threshold, top_k = check_rule(threshold, top_k)
     scores = score_probs(probs, synthetic, tuple(classifier_classes))

@@ -32,3 +32,10 @@ def paper_direction(metric: str) -> float:
     """Sign of the paper's with-GAN minus without-GAN difference for a metric."""
     a, b = TABLE8["with_gan"][metric][0], TABLE8["without_gan"][metric][0]
     return float((a > b) - (a < b))
+
+
+def paper_difference(metric: str, a: str = "with_gan", b: str = "without_gan") -> float | None:
+    """Table VIII's `a` minus `b` mean of `metric` in points (None when the paper has no such pair)."""
+    if {a, b} != set(TABLE8) or metric not in TABLE8[a]:
+        return None
+    return round(TABLE8[a][metric][0] - TABLE8[b][metric][0], 10)

@@ -1608,10 +1608,17 @@ _PELVIC_COLS = ["patient_id", "side", "fracture", "fracture_type", "impacted", "
                 "rotation_deg", "zoom", "shift_x", "shift_y", "exposure_n0", "scatter"]
 
 
-def _limb_plan(per_class: int, labels: str):
+def _check_parts(parts) -> tuple[str, ...]:
+    parts = LIMB_PARTS if parts is None else tuple(parts)
+    bad = [p for p in parts if p not in LIMB_PARTS]
+    if bad or not parts or len(set(parts)) != len(parts):
+        raise ConfigError(f"parts={list(parts)} must be distinct names from {', '.join(LIMB_PARTS)}")
+    return tuple(p for p in LIMB_PARTS if p in parts)  # canonical order: same classes whatever the order given
+
+
+def _limb_plan(per_class: int, labels: str, parts: tuple[str, ...] = LIMB_PARTS):
     """[(class_name, part, status, k)] in class order (see the module docstring on balance)."""
     plan = []
-    parts = LIMB_PARTS
     if labels == "part+fracture":
         for p in parts:
             for status in (1, 0):
@@ -1633,10 +1640,11 @@ def _limb_plan(per_class: int, labels: str):
 
 
 def render_limb(per_class: int, image_size: int = 64, seed: int = 0, labels: str = "part+fracture",
-                difficulty: float = 1.0) -> PhantomBatch:
+                difficulty: float = 1.0, parts: Sequence[str] | None = None) -> PhantomBatch:
     """Render limb radiograph phantoms (forearm, hand/wrist, knee, lower leg; normal or fractured).
 
     ``labels``: "part+fracture" (classes like ``forearm_fracture``), "part" or "fracture".
+    ``parts``: a subset of ``LIMB_PARTS`` (None: all); a part's images do not depend on the others.
     Meta columns: patient_id, part, fracture, fracture_type, fractured_bone, displacement (mm),
     angulation (deg), severity (0..1), frac_x/frac_y, laterality, marker, patient and pose
     parameters, seed, difficulty, image_size.
@@ -1647,7 +1655,7 @@ def render_limb(per_class: int, image_size: int = 64, seed: int = 0, labels: str
     if labels not in LABEL_MODES:
         raise ConfigError(f"labels={labels!r} must be one of {', '.join(LABEL_MODES)}")
     difficulty = _check_difficulty(difficulty)
-    plan = _limb_plan(per_class, labels)
+    plan = _limb_plan(per_class, labels, _check_parts(parts))
     class_names = tuple(sorted({c for c, *_ in plan}))
     images = np.empty((len(plan), S, S), F32)
     parts_meta, order = [], []
@@ -1773,9 +1781,10 @@ def write_dataset(batch: PhantomBatch, out_dir: str | Path) -> Path:
 
 
 def write_limb_dataset(out: str | Path, per_class: int = 150, image_size: int = 64, seed: int = 0,
-                       labels: str = "part+fracture", difficulty: float = 1.0) -> Path:
+                       labels: str = "part+fracture", difficulty: float = 1.0,
+                       parts: Sequence[str] | None = None) -> Path:
     """Render and write the limb phantom dataset (CLI entry point)."""
-    return write_dataset(render_limb(per_class, image_size, seed, labels, difficulty), out)
+    return write_dataset(render_limb(per_class, image_size, seed, labels, difficulty, parts), out)
 
 
 def write_pelvic_dataset(out: str | Path, n: int = 400, fracture_rate: float = 0.5,

@@ -144,7 +144,7 @@ class Pipeline:
         ph, size = self.profile.phantom, self.profile.image_size
         if kind == "limb":
             spec = {"per_class": ph.limb_per_class, "labels": ph.limb_labels, "image_size": size,
-                    "seed": self.sub_seed("phantom-limb")}
+                    "difficulty": ph.limb_difficulty, "parts": ph.limb_parts and list(ph.limb_parts), "seed": self.sub_seed("phantom-limb")}
             build = lambda out: phantoms.write_limb_dataset(out / "data", **spec)  # noqa: E731
         else:
             spec = {"n": ph.pelvic_n, "fracture_rate": ph.fracture_rate, "difficulty": ph.difficulty,
@@ -288,10 +288,11 @@ class Pipeline:
         def build(out: Path) -> None:
             from .vgg import save_model
 
-            df, preds, kept = finetune_folds(condition, model, self.pelvic, self.profile.arch, self.profile.finetune,
+            df, preds, kept, hist = finetune_folds(condition, model, self.pelvic, self.profile.arch, self.profile.finetune,
                                              folds, t.positive_class, seed, freeze_blocks=t.freeze_blocks, repeat=repeat)
             atomic_write_text(out / "folds.csv", df.to_csv(index=False))
             atomic_write_text(out / "predictions.csv", preds.to_csv(index=False))
+            atomic_write_text(out / "history.csv", hist.to_csv(index=False))
             save_model(kept, out / "model_fold0.pt", {"class_names": list(self.pelvic.class_names), "fold": 0})
 
         art = self.step("finetune", spec, build)
@@ -300,6 +301,13 @@ class Pipeline:
         if threshold is not None or top_k is not None:
             folds_df = folds_df.assign(threshold=threshold, top_k=top_k)
         return folds_df, pd.read_csv(art.path / "predictions.csv")
+
+    def finetune_history(self) -> pd.DataFrame:
+        """Per-epoch fine-tuning history of every condition, repeat and fold of Table VIII."""
+        self.table8()
+        t = self.profile.transfer
+        return pd.concat([pd.read_csv(self._finetune_dirs[(c, None, None, r)] / "history.csv")
+                          for r in range(t.repeats) for c in t.conditions], ignore_index=True)
 
     def fold_model(self, condition: str, threshold: float | None = None, top_k: int | None = None):
         """The fine-tuned pelvic model of fold 0 of a condition (for Grad-CAM)."""
@@ -421,6 +429,7 @@ class Pipeline:
         n_acc, n_rej = int(accepted.sum()), int((~accepted).sum())
         m = min(n_acc, n_rej)
         q["n_accepted"], q["n_rejected"] = n_acc, n_rej
+        q["n_real_train"] = len(self.limb_split[0])  # the ledger judges n_accepted against it
         if m >= 10:  # equal sizes: the Fréchet distance is biased upwards for small sets
             q["fd_accepted_vs_real"] = frechet_distance(equal_n(f["synthetic"][accepted], m), real_b)
             q["fd_rejected_vs_real"] = frechet_distance(equal_n(f["synthetic"][~accepted], m), real_b)
@@ -450,6 +459,37 @@ class Pipeline:
         self.record("diversity", div.reset_index() if div.index.name else div)
         self.record("gan_quality", q)
         return q
+
+    def filter_accuracy(self) -> dict[str, float]:
+        """The filter's accuracy on held-out real limb images and on the AC-GAN's samples (GAN-test)."""
+        val, syn = self.limb_split[1], self.synthetic
+        real = float((self._val_probs.argmax(1) == val.labels.numpy()).mean())
+        gan_test = float((self.synthetic_probs.argmax(1) == syn.labels.numpy()).mean())
+        return {"real_val_accuracy": real, "gan_test_accuracy": gan_test,
+                "gan_test_ratio": gan_test / real if real > 0 else float("nan")}
+
+    def operating_point(self) -> pd.DataFrame:
+        """Check the run against the profile's calibration targets (phantom data only); recorded as a CSV."""
+        op = self.profile.operating_point
+        rows = []
+        if self.source == "phantom":
+            if op.min_filter_accuracy is not None or op.min_gan_test_ratio is not None:
+                acc = self.filter_accuracy()
+                if op.min_filter_accuracy is not None:
+                    rows.append(("filter accuracy on held-out real limb images", ">=", op.min_filter_accuracy, None,
+                                 acc["real_val_accuracy"]))
+                if op.min_gan_test_ratio is not None:
+                    rows.append(("GAN-test accuracy / filter accuracy on real images", ">=", op.min_gan_test_ratio,
+                                 None, acc["gan_test_ratio"]))
+            if op.without_gan_accuracy:
+                folds, _ = self.table8()
+                mean = float(folds.loc[folds["condition"] == "without_gan", "accuracy"].mean())
+                rows.append(("without_gan mean fold accuracy", "in", *op.without_gan_accuracy, mean))
+        df = pd.DataFrame(rows, columns=["target", "rule", "low", "high", "measured"])
+        df["met"] = [bool(lo <= m <= hi) if rule == "in" else bool(m >= lo)
+                     for rule, lo, hi, m in zip(df["rule"], df["low"], df["high"], df["measured"])]
+        self.record("operating_point", df)
+        return df
 
     @cached_property
     def _val_probs(self) -> np.ndarray:
@@ -541,10 +581,11 @@ def cli_train_classifier(args) -> int:
 
 def cli_filter(args) -> int:
     """`hipaug filter`: keep the synthetic images the classifier finds realistic."""
-    from .filter import check_rule, filter_synthetic, write_filter_result
+    from .filter import filter_synthetic, rule_for, write_filter_result
     from .vgg import load_model
 
-    threshold, top_k = check_rule(args.threshold, args.top_k)
+    # The profile's rule unless --threshold/--top-k is given (no separate CLI default to drift).
+    threshold, top_k = rule_for(load_profile(args.profile).filter, args.threshold, args.top_k)
     model_path = Path(args.classifier) / "model.pt"
     if not model_path.is_file():
         raise ConfigError(f"--classifier {args.classifier}: no model.pt (train one with `hipaug train-classifier`)")

@@ -239,3 +239,19 @@ def ablation_plot(df: pd.DataFrame, x: str, metric: str, hue: str | None = None,
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def finetune_curves(history: pd.DataFrame, conditions):
+    """Validation accuracy per fine-tuning epoch, one thin line per fold and repeat, a panel per condition."""
+    conditions = [c for c in conditions if c in set(history["condition"])]
+    fig, axes = plt.subplots(1, len(conditions), figsize=(2.6 * len(conditions), 2.6), sharey=True, squeeze=False)
+    for ax, cond in zip(axes[0], conditions):
+        sub = history[history["condition"] == cond]
+        for _, run in sub.groupby(["repeat", "fold"]):
+            ax.plot(run["epoch"], run["val_acc"], color=PALETTE.get(cond, "k"), lw=0.8, alpha=0.6)
+        ax.plot(*sub.groupby("epoch")["val_acc"].mean().reset_index().T.to_numpy(), color="k", lw=1.6)
+        ax.set_title(LABELS.get(cond, cond), fontsize=9)
+        ax.set_xlabel("epoch")
+    axes[0, 0].set_ylabel("validation accuracy")
+    fig.tight_layout()
+    return fig

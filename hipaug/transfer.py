@@ -12,8 +12,9 @@ the backbone is pre-trained on:
   (an ablation: same quantity as `with_gan`, no selection).
 
 All conditions share the backbone, the validation images (real limb only) and the budget:
-pre-training runs the same number of optimiser steps whatever the set size (epochs are
-scaled by |real| / |train|), because more images per epoch would otherwise mean more updates.
+epochs are scaled by |real| / |train|, so pre-training runs about the same number of optimiser
+steps whatever the set size (more images per epoch would otherwise mean more updates). That
+number is a cap: with `patience` set, early stopping can end a condition sooner.
 """
 
 from __future__ import annotations
@@ -100,13 +101,14 @@ def finetune_folds(condition: str, pretrained: torch.nn.Module | None, pelvic: I
     """Fine-tune a copy of the backbone on each fold.
 
     Return (per-fold metrics, per-image predictions, the fine-tuned model of fold `keep_fold`
-    or None); the kept model serves Grad-CAM.
+    or None, per-epoch training histories); the kept model serves Grad-CAM, the histories show
+    whether fine-tuning settled.
     """
     from .utils import progress
     from .vgg import predict_proba, train_classifier
 
     pos = check_pelvic(pelvic, positive_class)
-    rows, preds, kept = [], [], None
+    rows, preds, hists, kept = [], [], [], None
     state = None if pretrained is None else {k: v.detach().clone() for k, v in pretrained.state_dict().items()}
     n_pre = None if pretrained is None else pretrained_num_classes(pretrained)
     for fold, (train_idx, test_idx) in enumerate(progress(folds, desc=f"fine-tune {condition}", unit="fold")):
@@ -128,11 +130,12 @@ def finetune_folds(condition: str, pretrained: torch.nn.Module | None, pelvic: I
         y_true = (test_ds.labels.numpy() == pos).astype(int)
         y_score = probs[:, pos]
         m = binary_metrics(y_true, y_score)
+        hists.append(result.history.assign(condition=condition, repeat=repeat, fold=fold))
         rows.append({"condition": condition, "repeat": repeat, "fold": fold, "n_test": len(test_idx),
                      "best_epoch": int(result.best_epoch), **m})
         preds.append(pd.DataFrame({"condition": condition, "repeat": repeat, "fold": fold, "path": list(test_ds.paths),
                                    "patient_id": list(test_ds.patient_ids), "y_true": y_true, "y_score": y_score}))
-    return pd.DataFrame(rows), pd.concat(preds, ignore_index=True), kept
+    return pd.DataFrame(rows), pd.concat(preds, ignore_index=True), kept, pd.concat(hists, ignore_index=True)
 
 
 def pretrained_num_classes(model: torch.nn.Module) -> int:

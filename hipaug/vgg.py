@@ -532,7 +532,9 @@ def _cpu_channels_last(model: nn.Module, device: torch.device):
 
 def train_classifier(model: VGG16, train, cfg: TrainConfig, seed: int, val=None, run_dir: str | Path | None = None,
                      freeze_blocks: int = 0) -> TrainResult:
-    """Train `model` on `train` (an ImageDataset) with early stopping; return the best epoch's model.
+    """Train `model` on `train` (an ImageDataset); return the model of the best epoch by `cfg.monitor`.
+
+    Early stopping applies only when `cfg.patience` is set; the best epoch is kept either way.
 
     Without `val`, a patient-grouped, label-stratified `cfg.val_fraction` of `train` is held out
     (val_fraction 0: no validation, the last epoch is kept). Batches come from a seeded permutation

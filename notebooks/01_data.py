@@ -22,20 +22,35 @@ artifacts = None  # None: $HIPAUG_ARTIFACTS or ./artifacts
 
 # %%
 import pandas as pd
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from hipaug import plots
 from hipaug.data import patient_kfold
 from hipaug.notebook import card_markdown, setup
+from hipaug.prose import describe_cv, describe_phantom
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
 limb, pelvic = pipe.limb, pipe.pelvic
 print(f"profile={pipe.profile.name} source={pipe.source} image_size={pipe.profile.image_size} seed={pipe.seed}")
 
 # %% [markdown]
+# ## Where the phantom is calibrated
+#
+# A phantom can be made as easy or as hard as one likes, so its settings decide which question
+# the book asks. They are set so that the question is the paper's: a without-GAN baseline near
+# the paper's Table VIII, a realism filter that recognises real limb images, and AC-GAN samples
+# that carry their class, fracture included. Chapter 5 ({ref}`ch-transfer`) checks this run
+# against those targets; the comments of the profile's YAML file record the measurements behind
+# each choice.
+
+# %% tags=["remove-input"]
+Markdown(describe_phantom(pipe.profile, pipe.source))
+
+# %% [markdown]
 # ## The limb set
 #
-# One class per body part and fracture status (the paper's classes are unknown). Fractures
+# The phantom's classes follow `phantom.limb_labels` (by default one class per body part and
+# fracture status; the paper's classes are unknown); your own folder brings its own. Fractures
 # are cortical breaks: a thin low-attenuation line across the bone (transverse, oblique or
 # comminuted), with the distal fragment displaced or angulated from subtle to obvious.
 
@@ -68,9 +83,12 @@ if meta_cols:
 # %% [markdown]
 # ## Folds by patient
 #
-# Table VIII is a five-fold cross-validation. hipaug's folds are stratified by class and
-# grouped by patient, so no patient's images are in both the training and the test part of
-# a fold (a leak that inflates accuracy on real data, where patients often have several images).
+# The paper's Table VIII is a five-fold cross-validation. hipaug's folds are grouped by
+# patient, so no patient's images are in both the training and the test part of a fold (a
+# leak that inflates accuracy on real data, where patients often have several images).
+
+# %% tags=["remove-input"]
+Markdown(describe_cv(pipe.profile))
 
 # %%
 folds = patient_kfold(pelvic, k=pipe.profile.transfer.k_folds, seed=pipe.sub_seed("folds-0"))

@@ -18,14 +18,14 @@
 # Two widely copied public AC-GANs put a softmax in front of a loss that applies its own
 # (log-)softmax: the class loss is then computed on probabilities squashed twice, and its
 # gradient nearly vanishes. hipaug's discriminator returns logits and has no softmax layer
-# (tested). By default D's class head learns only from real images: training it on generated
-# images as well is a known route to collapse within a class.
+# (tested). hipaug's default (`aux_fake_in_d: false`) trains D's class head on real images
+# only: training it on generated images as well is a known route to collapse within a class.
 #
 # One addition is **hipaug's choice, not the paper's**: on the digits check the plain AC-GAN
 # collapsed within each class (it ignored $z$ and drew one image per class, with perfect
 # GAN-test accuracy). hipaug therefore adds the mode-seeking term of MSGAN
 # {cite}`maoModeSeekingGenerative2019` to $L_G$, which rewards images that differ when their
-# latent vectors differ (`mode_seeking`, weight 1.0; set it to 0 for the plain AC-GAN). The
+# latent vectors differ (its weight is `mode_seeking`; 0 gives the plain AC-GAN). The
 # `g_pair_ratio` column of the training history (image distance per latent distance within a
 # class) monitors collapse.
 
@@ -41,13 +41,18 @@ artifacts = None
 import dataclasses
 
 import pandas as pd
+from IPython.display import Markdown
 
 from hipaug import acgan, plots
 from hipaug.notebook import setup
+from hipaug.prose import describe_acgan
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
 cfg = pipe.profile.acgan
 pd.Series({k: str(v) for k, v in dataclasses.asdict(cfg).items()}, name="AC-GAN settings").to_frame()
+
+# %% tags=["remove-input"]
+Markdown(describe_acgan(pipe.profile))
 
 # %% [markdown]
 # ## Architecture
@@ -91,7 +96,8 @@ plots.plt.show()
 # %% [markdown]
 # ## The synthetic pool
 #
-# Samples of the EMA generator, `filter.synthetic_per_class` per class: the pool the realism
+# Samples of the sampling generator (see the settings above), `filter.synthetic_per_class`
+# per class: the pool the realism
 # filter ({ref}`ch-filter`) chooses from. Compare with the real images of {ref}`ch-data`.
 
 # %%

@@ -10,9 +10,10 @@
 #
 # The paper does not state the selection rule. hipaug keeps a synthetic image when the
 # classifier gives the class it was generated for a probability of at least `threshold`
-# (the profile's `filter.threshold`), or keeps the `top_k` best per class. The classifier is a VGG-16 of
-# configuration D {cite}`simonyanVeryDeepConvolutional2015` (13 convolutions in five blocks
-# and three fully connected layers), narrowed by the profile's `width` on a CPU.
+# (the profile's `filter.threshold`), or keeps the `top_k` best per class (`filter.top_k`).
+# The classifier is a VGG-16 of configuration D {cite}`simonyanVeryDeepConvolutional2015`
+# (13 convolutions in five blocks and three fully connected layers), narrowed by the
+# profile's `arch.width` to fit a CPU. The rule and classifier of this run follow the setup cell.
 
 # %% tags=["parameters"]
 profile = "default"
@@ -25,17 +26,24 @@ artifacts = None
 # %%
 import numpy as np
 import pandas as pd
+from IPython.display import Markdown
 from sklearn.metrics import confusion_matrix
 
 from hipaug import plots
 from hipaug.evaluate import gan_test_accuracy
 from hipaug.filter import filter_from_probs
 from hipaug.notebook import setup
+from hipaug.prose import describe_filter
 from hipaug.vgg import predict_proba
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
 model, history, _ = pipe.limb_classifier
 train, val = pipe.limb_split
+
+# %% tags=["remove-input"]
+Markdown(describe_filter(pipe.profile))
+
+# %%
 pd.Series({"train images": len(train), "validation images": len(val), "classes": len(train.class_names),
            "parameters": sum(p.numel() for p in model.parameters())}).to_frame("limb classifier")
 

@@ -20,19 +20,25 @@ artifacts = None
 import numpy as np
 import pandas as pd
 import torch
+from IPython.display import Markdown
 
 from hipaug import plots
 from hipaug.evaluate import METRICS, grad_cam, summarize
 from hipaug.notebook import setup
+from hipaug.prose import describe_ablation
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
 
 # %% [markdown]
 # ## Ablations: the selection rule and the number of synthetic images
 #
-# The `with_gan` condition under other rules than the profile's threshold: the thresholds in
-# `ablation.thresholds` and the per-class counts in `ablation.top_k` (the same number per class). `unfiltered_gan` (same number
-# of images as `with_gan`, no selection), `classic` and `scratch` come from {ref}`ch-transfer`.
+# The `with_gan` condition under other selection rules than the profile's: the thresholds in
+# `ablation.thresholds` and the per-class counts in `ablation.top_k` (the same number per
+# class). `unfiltered_gan` (same number of images as `with_gan`, no selection), `classic` and
+# `scratch` come from {ref}`ch-transfer`.
+
+# %% tags=["remove-input"]
+Markdown(describe_ablation(pipe.profile))
 
 # %%
 abl = pipe.ablations()

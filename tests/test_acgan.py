@@ -247,7 +247,7 @@ def test_ema_equals_g_when_disabled(tmp_path):
         ("g_width", 0), ("lr_g", 0.0), ("lr_d", -1e-3), ("betas", (0.5, 1.0)), ("label_smoothing", 0.6),
         ("ema_decay", 1.0), ("n_critic", 0), ("aux_weight", -1.0), ("device", "tpu"),
         ("conditioning", "film"), ("spectral_norm", "yes"), ("checkpoint_every", -5), ("log_every", 0),
-        ("mode_seeking", -1.0), ("minibatch_std", 1), ("max_mult", 0),
+        ("mode_seeking", -1.0), ("minibatch_std", 1), ("max_mult", 0), ("diffaug", "colour"), ("diffaug", 1),
     ],
 )
 def test_config_validation(field, value):
@@ -316,6 +316,7 @@ def _assert_same(a, b, where=""):
 @pytest.mark.parametrize("variant", [
     {},
     {"spectral_norm": True, "minibatch_std": True, "n_critic": 2, "label_smoothing": 0.1, "mode_seeking": 0.0},
+    {"diffaug": "brightness,contrast,translation,cutout"},
 ])
 def test_resume_is_bit_identical(tmp_path, variant):
     ds = tiny_dataset()

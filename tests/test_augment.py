@@ -114,3 +114,42 @@ def test_config_dict_round_trip():
     assert AugmentConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ConfigError, match="unknown"):
         AugmentConfig.from_dict({"flip": 0.5})
+
+
+# ------------------------------------------------------------------ DiffAugment
+def test_diff_augment_is_seeded_differentiable_and_off_when_empty():
+    from hipaug.augment import check_diffaug, diff_augment
+
+    ops = check_diffaug("brightness, contrast,translation,cutout")
+    assert ops == ("brightness", "contrast", "translation", "cutout")
+    x = (torch.rand(6, 1, 16, 16) * 2 - 1).requires_grad_(True)
+    a = diff_augment(x, ops, torch.Generator().manual_seed(1))
+    b = diff_augment(x, ops, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and a.shape == x.shape
+    assert not torch.equal(a, diff_augment(x, ops, torch.Generator().manual_seed(2)))
+    a.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # gradients reach the generator's output
+    g = torch.Generator().manual_seed(3)
+    state = g.get_state()
+    assert diff_augment(x, (), g) is x and torch.equal(g.get_state(), state)  # off: no draws, no change
+
+
+def test_diff_augment_translation_shifts_and_cutout_masks_half_the_side():
+    from hipaug.augment import diff_augment
+
+    x = torch.ones(64, 1, 16, 16)
+    cut = diff_augment(x, ("cutout",), torch.Generator().manual_seed(0))
+    holes = (cut == 0).sum(dim=(1, 2, 3))
+    assert holes.max() == 8 * 8 and holes.min() > 0  # a half-side square, clipped at the borders
+    ramp = torch.arange(16.0).view(1, 1, 1, 16).expand(64, 1, 16, 16)
+    moved = diff_augment(ramp, ("translation",), torch.Generator().manual_seed(0))
+    shift = moved[:, 0, 8, 8] - 8  # horizontal shift of each image, within 1/8 of the side
+    assert shift.abs().max() <= 2 and (shift != 0).any()
+
+
+def test_check_diffaug_names_the_bad_operation():
+    from hipaug.augment import check_diffaug
+    from hipaug.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="colour"):
+        check_diffaug("translation,colour")

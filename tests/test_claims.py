@@ -1,7 +1,8 @@
-"""The claims ledger: verdicts on constructed results, ledger/note consistency, malformed ledgers."""
+"""The claims ledger: verdicts on constructed results, preconditions, ledger/note consistency, malformed ledgers."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,78 +14,224 @@ from hipaug import claims
 from hipaug.claims import Check, Claim, aggregate, check_against_note, evaluate, load_ledger
 from hipaug.cli import main
 from hipaug.errors import ConfigError
+from hipaug.evaluate import paired_test
 from hipaug.literature import read_note
 
 ROOT = Path(__file__).resolve().parents[1]
 LEDGER = ROOT / "book" / "claims.yml"
+PRE = load_ledger(LEDGER).preconditions
+FOLD_METRICS = ("accuracy", "sensitivity", "specificity", "f1", "auc")
 
 
-def folds(effect: float, noise: float = 0.005, n: int = 5, seed: int = 0, metric: str = "accuracy") -> pd.DataFrame:
+def folds(effect: float, noise: float = 0.005, n: int = 5, seed: int = 0, a: str = "with_gan",
+          b: str = "without_gan") -> pd.DataFrame:
+    """Per-fold metrics of two conditions that learned (all near 0.8); `a` = `b` + effect + noise."""
     rng = np.random.default_rng(seed)
-    base = 0.8 + rng.normal(0, 0.03, n)
-    rows = [{"condition": "without_gan", "fold": i, "repeat": 0, metric: base[i]} for i in range(n)]
-    rows += [{"condition": "with_gan", "fold": i, "repeat": 0, metric: base[i] + effect + rng.normal(0, noise)}
-             for i in range(n)]
+    base = {m: 0.8 + rng.normal(0, 0.03, n) for m in FOLD_METRICS}
+    rows = [{"condition": b, "repeat": 0, "fold": i, "n_test": 60, **{m: base[m][i] for m in FOLD_METRICS}}
+            for i in range(n)]
+    rows += [{"condition": a, "repeat": 0, "fold": i, "n_test": 60,
+              **{m: base[m][i] + effect + rng.normal(0, noise) for m in FOLD_METRICS}} for i in range(n)]
     return pd.DataFrame(rows)
 
 
+def quality(real_val_accuracy: float = 0.9, n_accepted: int = 200, n_real_train: int | None = 400, **counts) -> dict:
+    """A gan_quality record whose realism filter is valid unless told otherwise."""
+    q = {"real_val_accuracy": real_val_accuracy, "n_accepted": n_accepted, "counts": counts}
+    if n_real_train is not None:
+        q["n_real_train"] = n_real_train
+    return q
+
+
+def ledger_of(*tests: Check, **claim_kw) -> claims.Ledger:
+    return claims.Ledger(note=Path("x"), claims=[Claim(id="c", match="x", kind="testable", title="c", tests=tests,
+                                                       **claim_kw)])
+
+
+def paired_check(a="with_gan", b="without_gan", direction="greater", metrics=("accuracy",), role="primary", id="t"):
+    return Check(id=id, result="table8_folds", a=a, b=b, metrics=tuple(metrics), direction=direction, role=role)
+
+
 def one_claim(direction: str = "greater", metrics=("accuracy",)) -> claims.Ledger:
-    t = Check(id="t", result="table8_folds", a="with_gan", b="without_gan", metrics=tuple(metrics), direction=direction)
-    return claims.Ledger(note=Path("x"), claims=[Claim(id="c", match="x", kind="testable", title="c", tests=(t,))])
+    return ledger_of(paired_check(direction=direction, metrics=metrics))
 
 
+def store(f: pd.DataFrame, q: dict | None = None) -> dict:
+    return {"table8_folds": f, "gan_quality": quality() if q is None else q}
+
+
+# ------------------------------------------------------------------ verdicts on a valid run
 @pytest.mark.parametrize("effect,expected", [(0.05, "supported"), (-0.05, "contradicted"), (0.0, "inconclusive")])
-def test_paired_verdicts(effect, expected):
-    (r,) = evaluate(one_claim(), {"table8_folds": folds(effect)}, n_boot=1000)
+def test_paired_verdicts_use_the_corrected_test(effect, expected):
+    f = folds(effect)
+    (r,) = evaluate(one_claim(), store(f), n_boot=1000)
     assert r.verdict == expected, (r.reason, [vars(m) for m in r.metrics])
+    assert all(p.passed for p in r.preconditions), r.preconditions
     m = r.metrics[0]
+    ref = paired_test(f, "with_gan", "without_gan", "accuracy", n_boot=1000)
+    assert m.statistic == claims.PAIRED_STATISTIC
+    assert m.p == pytest.approx(ref["p_corrected"]) and m.p_paper == pytest.approx(ref["p_two_sided"])
+    assert (m.ci_low, m.ci_high) == pytest.approx((ref["corrected_ci_low"], ref["corrected_ci_high"]))
+    assert m.mdd == pytest.approx(ref["mdd_80"]) and m.test_train_ratio == pytest.approx(ref["test_train_ratio"])
     assert np.sign(m.effect) == np.sign(effect) or effect == 0
     if expected != "inconclusive":
         assert m.p < 0.05 and (m.ci_low > 0 if effect > 0 else m.ci_high < 0)
 
 
+def test_plain_significant_but_corrected_not_is_inconclusive():
+    f = folds(0.0, noise=0.0)
+    d = 0.01 + np.array([0.0, 0.0084, -0.0084, 0.0042, -0.0042])  # plain t ~3.4, corrected t ~2.3 at n_test/n_train 1/4
+    f.loc[f.condition == "with_gan", "accuracy"] = f.loc[f.condition == "without_gan", "accuracy"].to_numpy() + d
+    (r,) = evaluate(one_claim(), store(f), n_boot=1000)
+    m = r.metrics[0]
+    assert m.p_paper < 0.05 <= m.p, (m.p_paper, m.p)
+    assert r.verdict == "inconclusive"
+
+
 def test_direction_less_flips_the_verdict():
-    (r,) = evaluate(one_claim("less"), {"table8_folds": folds(-0.05)}, n_boot=1000)
+    (r,) = evaluate(one_claim("less"), store(folds(-0.05)), n_boot=1000)
     assert r.verdict == "supported"
 
 
 def test_too_few_folds_is_inconclusive():
-    (r,) = evaluate(one_claim(), {"table8_folds": folds(0.05, n=2)}, n_boot=1000)
+    (r,) = evaluate(one_claim(), store(folds(0.05, n=2)), n_boot=1000)
     assert r.verdict == "inconclusive" and "too few folds" in r.metrics[0].note
 
 
-def test_missing_result_is_inconclusive_and_says_so():
+def test_missing_result_is_not_testable_and_says_so():
     (r,) = evaluate(one_claim(), {}, n_boot=100)
-    assert r.verdict == "inconclusive" and "not in the store" in r.metrics[0].note
+    assert r.verdict == "not_testable" and "not in the results store" in r.reason
+    assert r.metrics[0].verdict == "not_testable" and "not in the store" in r.metrics[0].note
 
 
-def proportions(a, b, direction="greater", margin=0.0):
+# ------------------------------------------------------------------ the run did not learn
+def test_near_constant_fold_is_not_testable_not_contradicted():
+    f = folds(-0.05, a="with_gan", b="classic")
+    led = ledger_of(paired_check(a="with_gan", b="classic"))
+    (valid,) = evaluate(led, store(f), n_boot=1000)
+    assert valid.verdict == "contradicted"  # the same numbers would contradict it on a valid run
+    bad = f.copy()
+    sel = (bad.condition == "classic") & (bad.fold == 3)
+    bad.loc[sel, ["sensitivity", "specificity"]] = [1.0, 0.0]  # calls every image of fold 3 a fracture
+    (r,) = evaluate(led, store(bad), n_boot=1000)
+    assert r.verdict == "not_testable"
+    assert "fold 3 of 'classic' is a near-constant predictor" in r.reason
+    assert f"specificity {0.0:.2f} < {PRE.min_class_rate:.2f}" in r.reason
+    assert r.metrics[0].verdict == "not_testable" and np.isfinite(r.metrics[0].effect)  # numbers still shown
+    failed = [p for p in r.preconditions if not p.passed]
+    assert [(p.name, p.subject, p.value, p.threshold) for p in failed] == \
+        [("learned", "classic", 0.0, PRE.min_class_rate)]
+    assert failed[0].tests == ("t",)
+
+
+@pytest.mark.parametrize("effect", [0.05, -0.05])
+def test_chance_auc_is_not_testable(effect):
+    f = folds(effect)
+    rng = np.random.default_rng(1)
+    sel = f.condition == "without_gan"
+    f.loc[sel, "auc"] = 0.5 + rng.normal(0, 0.02, int(sel.sum()))
+    (r,) = evaluate(one_claim(), store(f), n_boot=1000)
+    mean_auc = f.loc[sel, "auc"].mean()
+    assert r.verdict == "not_testable", r.reason
+    assert f"condition 'without_gan' did not learn: mean AUC {mean_auc:.2f} < {PRE.min_auc:.2f}" in r.reason
+    (p,) = [p for p in r.preconditions if not p.passed]
+    assert p.value == pytest.approx(mean_auc) and p.quantity == "mean AUC"
+
+
+def test_nan_auc_and_missing_condition_are_not_testable():
+    f = folds(0.05)
+    f.loc[(f.condition == "with_gan") & (f.fold == 0), "auc"] = np.nan
+    (r,) = evaluate(one_claim(), store(f), n_boot=1000)
+    assert r.verdict == "not_testable" and "NaN AUC in 1 of 5 folds" in r.reason
+    (r,) = evaluate(ledger_of(paired_check(b="classic")), store(folds(0.05)), n_boot=1000)
+    assert r.verdict == "not_testable" and "no results for condition 'classic'" in r.reason
+
+
+def test_claim_override_of_a_threshold():
+    f = folds(0.05)
+    strict = claims.Preconditions(**{**vars(PRE), "min_auc": 0.99})
+    (r,) = evaluate(ledger_of(paired_check(), preconditions=strict), store(f), n_boot=1000)
+    assert r.verdict == "not_testable" and f"< {0.99:.2f}" in r.reason
+
+
+def test_aggregate_mixed_is_inconclusive_and_secondary_does_not_vote():
+    mk = lambda v, role="primary", t="t": claims.MetricResult(t, role, "m", "a", "b", 5, 0, 0, 0, 0, 0, 0.5, "", v)  # noqa: E731
+    assert aggregate([mk("supported"), mk("contradicted")])[0] == "inconclusive"
+    assert aggregate([mk("supported"), mk("inconclusive")])[0] == "supported"
+    assert aggregate([mk("inconclusive"), mk("contradicted", "secondary")])[0] == "inconclusive"
+    assert aggregate([mk("supported"), mk("not_testable", "secondary")])[0] == "supported"
+    assert aggregate([mk("supported"), mk("not_testable", t="u")])[0] == "not_testable"
+    failed = claims.PreconditionResult("learned", "x", "mean AUC", False, 0.5, 0.7, "x did not learn", ("u",))
+    assert aggregate([mk("supported"), mk("not_testable", t="u")], (failed,)) == \
+        ("not_testable", "precondition failed: x did not learn")
+
+
+# ------------------------------------------------------------------ the realism filter
+def gan_and_classic_ledger() -> claims.Ledger:
+    gan = Claim(id="gan", match="x", kind="testable", title="gan", tests=(paired_check(),))
+    classic = Claim(id="classic", match="y", kind="testable", title="classic",
+                    tests=(paired_check(a="classic", b="without_gan", id="classic vs none"),
+                           paired_check(a="with_gan", b="unfiltered_gan", role="secondary", id="filtered")))
+    return claims.Ledger(note=Path("x"), claims=[gan, classic])
+
+
+def gan_store(q: dict) -> dict:
+    f = pd.concat([folds(0.05, a="with_gan"), folds(0.05, a="classic", seed=0).query("condition == 'classic'"),
+                   folds(0.0, a="unfiltered_gan", seed=0).query("condition == 'unfiltered_gan'")], ignore_index=True)
+    return store(f, q)
+
+
+def test_valid_filter_lets_gan_claims_be_judged():
+    gan, classic = evaluate(gan_and_classic_ledger(), gan_store(quality()), n_boot=1000)
+    assert gan.verdict == "supported" and classic.verdict == "supported"
+    assert {p.name for p in gan.preconditions} == {"learned", "filter_valid"}
+    assert all(p.passed for p in gan.preconditions)
+
+
+@pytest.mark.parametrize("q,needle", [
+    (quality(real_val_accuracy=0.4), "realism filter is unreliable: accuracy on held-out real limb images"),
+    (quality(n_accepted=10, n_real_train=400), "accepted too few synthetic images: 10 ="),
+    (quality(n_real_train=None), "n_real_train not recorded"),
+])
+def test_invalid_filter_makes_gan_claims_not_testable_only(q, needle):
+    gan, classic = evaluate(gan_and_classic_ledger(), gan_store(q), n_boot=1000)
+    assert gan.verdict == "not_testable" and needle in gan.reason, gan.reason
+    assert classic.verdict == "supported", classic.reason  # no GAN in its primary test: unaffected
+    secondary = [m for m in classic.metrics if m.role == "secondary"]
+    assert secondary and all(m.verdict == "not_testable" for m in secondary)  # shown, does not block
+    filt = [p for p in gan.preconditions if p.name == "filter_valid" and not p.passed]
+    assert filt and filt[0].subject == "realism filter"
+    if q.get("n_real_train") and q["real_val_accuracy"] >= PRE.min_filter_accuracy:
+        assert filt[0].value == pytest.approx(q["n_accepted"] / q["n_real_train"])
+        assert filt[0].threshold == PRE.min_accepted_fraction
+
+
+def proportions(a, b, direction="greater", margin=0.0, q=None):
     t = Check(id="p", result="gan_quality", a="precision_accepted", b="precision_rejected", metrics=("proportion",),
-             direction=direction, margin=margin)
-    led = claims.Ledger(note=Path("x"), claims=[Claim(id="c", match="x", kind="testable", title="c", tests=(t,))])
-    q = {"counts": {"precision_accepted": a, "precision_rejected": b}}
-    return evaluate(led, {"gan_quality": q}, n_boot=2000)[0]
+              direction=direction, margin=margin)
+    q = dict(q or quality())
+    q["counts"] = {"precision_accepted": a, "precision_rejected": b}
+    return evaluate(ledger_of(t), {"gan_quality": q}, n_boot=2000)[0]
 
 
 def test_proportion_verdicts():
     assert proportions([180, 200], [60, 200]).verdict == "supported"
     assert proportions([60, 200], [180, 200]).verdict == "contradicted"
     assert proportions([100, 200], [98, 200]).verdict == "inconclusive"
+    r = proportions([180, 200], [60, 200], q=quality(real_val_accuracy=0.3))
+    assert r.verdict == "not_testable" and "realism filter is unreliable" in r.reason
+    assert proportions([180, 200], [60, 200]).metrics[0].statistic == claims.FISHER_STATISTIC
 
 
 def test_noninferiority_uses_the_margin():
     assert proportions([190, 200], [192, 200], "noninferior", 0.1).verdict == "supported"
     assert proportions([40, 200], [190, 200], "noninferior", 0.1).verdict == "contradicted"
     assert proportions([9, 10], [9, 10], "noninferior", 0.1).verdict == "inconclusive"  # too few to tell
+    m = proportions([190, 200], [192, 200], "noninferior", 0.1).metrics[0]
+    assert m.statistic == claims.MARGIN_STATISTIC and np.isnan(m.p)  # the CI decides, not a p value
 
 
-def test_aggregate_mixed_is_inconclusive_and_secondary_does_not_vote():
-    mk = lambda v, role="primary": claims.MetricResult("t", role, "m", "a", "b", 5, 0, 0, 0, 0, 0, 0.5, "", v)  # noqa: E731
-    assert aggregate([mk("supported"), mk("contradicted")])[0] == "inconclusive"
-    assert aggregate([mk("supported"), mk("inconclusive")])[0] == "supported"
-    assert aggregate([mk("inconclusive"), mk("contradicted", "secondary")])[0] == "inconclusive"
-
-
+# ------------------------------------------------------------------ the shipped ledger
 def test_shipped_ledger_covers_every_annotation_of_the_note():
     led = load_ledger(LEDGER)
     assert check_against_note(led) == []
@@ -93,6 +240,8 @@ def test_shipped_ledger_covers_every_annotation_of_the_note():
     kinds = {c.id: c.kind for c in led.claims}
     for required in ("classic-not-enough", "abstract-result", "vgg-selects", "with-beats-without"):
         assert kinds[required] == "testable"
+    raw = yaml.safe_load(LEDGER.read_text())["preconditions"]
+    assert vars(led.preconditions) == pytest.approx(raw)
 
 
 def _ledger_with(tmp_path, mutate) -> Path:
@@ -109,6 +258,12 @@ def _ledger_with(tmp_path, mutate) -> Path:
     (lambda r: r["claims"][0]["tests"][0].update(metrics=["accuracy", "kappa"]), "unknown metric 'kappa'"),
     (lambda r: r["claims"][0].update(kind="maybe"), "kind must be context or testable"),
     (lambda r: r["claims"][1].update(why=""), "must say why"),
+    (lambda r: r["preconditions"].update(min_acc=0.7), "unknown precondition 'min_acc'"),
+    (lambda r: r["preconditions"].pop("min_auc"), "missing min_auc"),
+    (lambda r: r["preconditions"].update(min_auc=1.5), "min_auc must be a number in [0, 1]"),
+    (lambda r: r.pop("preconditions"), "no top-level preconditions"),
+    (lambda r: r["claims"][0].update(preconditions={"min_aucc": 0.8}), "unknown precondition 'min_aucc'"),
+    (lambda r: r["claims"][0].update(requires=["trained"]), "unknown precondition 'trained' in requires"),
 ])
 def test_malformed_ledger_is_refused_in_one_line(tmp_path, mutate, needle):
     with pytest.raises(ConfigError) as err:
@@ -116,6 +271,21 @@ def test_malformed_ledger_is_refused_in_one_line(tmp_path, mutate, needle):
     assert needle in str(err.value) and "\n" not in str(err.value)
 
 
+def test_claim_preconditions_override_and_requires_load(tmp_path):
+    def mutate(r):
+        r["claims"][0]["preconditions"] = {"min_auc": 0.9}
+        r["claims"][0]["requires"] = ["filter_valid"]
+
+    led = load_ledger(_ledger_with(tmp_path, mutate))
+    c = led.claims[0]
+    assert c.preconditions.min_auc == 0.9 and c.preconditions.min_class_rate == led.preconditions.min_class_rate
+    assert c.requires == ("filter_valid",)
+    # requires adds filter_valid to a test that does not touch the GAN
+    assert ("filter_valid", "realism filter") in claims.needed_preconditions(paired_check(a="classic"), c.requires)
+    assert ("filter_valid", "realism filter") not in claims.needed_preconditions(paired_check(a="classic"))
+
+
+# ------------------------------------------------------------------ terminal and book page
 def test_cli_names_a_highlight_that_no_longer_exists(tmp_path, capsys):
     path = _ledger_with(tmp_path, lambda r: r["claims"][2].update(match="GANs cure every fracture"))
     (tmp_path / "results").mkdir()
@@ -125,13 +295,48 @@ def test_cli_names_a_highlight_that_no_longer_exists(tmp_path, capsys):
     assert "has no entry in the ledger" in err  # the orphaned highlight is named too
 
 
+def _write_store(d: Path, f: pd.DataFrame, q: dict) -> Path:
+    d.mkdir()
+    f.to_csv(d / "table8_folds.csv", index=False)
+    (d / "gan_quality.json").write_text(json.dumps(q))
+    return d
+
+
 def test_cli_prints_verdicts_on_a_results_store(tmp_path, capsys):
-    store = tmp_path / "results"
-    store.mkdir()
-    f = folds(0.05)
-    f["sensitivity"] = f["specificity"] = f["f1"] = f["auc"] = f["accuracy"]
-    f.to_csv(store / "table8_folds.csv", index=False)
-    assert main(["claims", "--results", str(store)]) == 0
+    d = _write_store(tmp_path / "results", folds(0.05), quality())
+    assert main(["claims", "--results", str(d)]) == 0
     out = capsys.readouterr().out
     assert "[   SUPPORTED] The with-GAN model detects hip fractures better" in out
     assert "CONTEXT" in out
+    assert "precondition learned [ok]: condition 'with_gan' learned: mean AUC" in out
+    assert "paired t-test (paper's test) p=" in out
+
+
+def test_cli_prints_not_testable_with_the_reason(tmp_path, capsys):
+    f = folds(0.05)
+    f.loc[f.condition == "without_gan", "auc"] = 0.5
+    d = _write_store(tmp_path / "results", f, quality())
+    assert main(["claims", "--results", str(d)]) == 0
+    out = capsys.readouterr().out
+    assert "[NOT TESTABLE] The with-GAN model detects hip fractures better" in out
+    reason = f"precondition failed: condition 'without_gan' did not learn: mean AUC {0.5:.2f} < {PRE.min_auc:.2f}"
+    assert reason in out
+    assert "precondition learned [FAILED]" in out and "-> not testable in this run" in out
+    assert "SUPPORTED" not in out and "CONTRADICTED" not in out
+
+
+def test_findings_page_explains_preconditions_and_methods(tmp_path):
+    f = folds(0.05)
+    f.loc[f.condition == "without_gan", "auc"] = 0.5
+    d = _write_store(tmp_path / "results", f, quality())
+    pages = claims.render_findings_and_annotations(ROOT, tmp_path / "out", "smoke", results_dir=d)
+    text = pages["findings.md"]
+    led = load_ledger(LEDGER)
+    assert f"mean fold AUC at least {led.preconditions.min_auc:g}" in text
+    assert f"accuracy on held-out real limb images at least {led.preconditions.min_filter_accuracy:g}" in text
+    assert "corrected resampled t-test" in text and "Fisher's exact test" in text and "bootstrap" in text
+    n_nt = sum(r.verdict == "not_testable" for r in evaluate(led, claims.load_results(d)))
+    assert n_nt > 0 and f"{claims.badge('not_testable')} {n_nt}" in text
+    assert "not testable in this run" in text and "| learned | without_gan: mean AUC |" in text
+    assert "paired t-test (paper's test)" in text and "MDD at 80% power" in text
+    assert "verdict-not_testable" in (ROOT / "book" / "_static" / "hipaug.css").read_text()

@@ -54,3 +54,34 @@ def test_train_gan_rejects_unsupported_size(tmp_path, capsys):
     capsys.readouterr()
     assert main(["train-gan", "--data", str(tmp_path / "limb"), "--out", str(tmp_path / "run"), "--image-size", "48"]) == 2
     _one_line_error(capsys, "image_size=48")
+
+
+def test_filter_rule_defaults_to_the_profile(capsys):
+    """No CLI default of its own: the profile's rule unless --threshold/--top-k overrides it."""
+    from hipaug.config import load_profile
+    from hipaug.errors import ConfigError
+    from hipaug.filter import check_rule, rule_for
+
+    for name in ("smoke", "default", "paper"):
+        spec = load_profile(name).filter
+        assert rule_for(spec) == (spec.threshold, spec.top_k)
+        assert rule_for(spec, threshold=0.3) == (0.3, None) and rule_for(spec, top_k=4) == (None, 4)
+    with pytest.raises(ConfigError, match="give threshold or top_k"):
+        check_rule(None, None)
+    assert "the profile's rule" in " ".join(_help(["filter"], capsys).split())
+
+
+def _help(cmd, capsys) -> str:
+    assert main([*cmd, "--help"]) == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra,needles", [
+    (["--profile", "nope"], ["unknown profile 'nope'"]),
+    (["--profile", "smoke", "--top-k", "0"], ["top_k=0"]),
+    (["--profile", "smoke"], ["/nonexistent/clf"]),  # the smoke rule (top-k) is valid: the next check fails
+])
+def test_filter_profile_errors_are_one_line(extra, needles, capsys, tmp_path):
+    argv = ["filter", "--classifier", "/nonexistent/clf", "--synthetic", str(tmp_path / "s"), "--out", str(tmp_path / "o")]
+    assert main(argv + extra) == 2
+    _one_line_error(capsys, *needles)

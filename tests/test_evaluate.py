@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import stats
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
@@ -177,6 +178,101 @@ def test_paired_test_matches_repeat_column_and_paired_tests_table():
     table = ev.paired_tests(df, "with_gan", "without_gan", metrics=["accuracy", "f1"], n_boot=2000)
     assert list(table.index) == ["accuracy", "f1"]
     assert (table["p_fdr_bh"] >= table["p_two_sided"] - 1e-12).all()
+
+
+def _folds_d(d, n_test=None, repeat=None) -> pd.DataFrame:
+    """Folds whose with_gan - without_gan differences are exactly `d` (base accuracy 0.8)."""
+    rows = []
+    for i, x in enumerate(d):
+        extra = {} if n_test is None else {"n_test": n_test[i]}
+        extra.update({} if repeat is None else {"repeat": repeat})
+        rows.append({"condition": "without_gan", "fold": i, "accuracy": 0.8, **extra})
+        rows.append({"condition": "with_gan", "fold": i, "accuracy": 0.8 + x, **extra})
+    return pd.DataFrame(rows)
+
+
+def test_corrected_resampled_t_test_by_hand():
+    d = np.array([0.02, -0.01, 0.03, 0.00, 0.01])
+    n_test, n_total = 60, 300  # five folds of 60: each trains on the other 240
+    n_train = n_total - n_test
+    r = ev.paired_test(_folds_d(d, n_test=[n_test] * 5), "with_gan", "without_gan", "accuracy", alpha=0.05)
+    j = d.size
+    se = np.sqrt((1 / j + n_test / n_train) * np.var(d, ddof=1))
+    t = np.mean(d) / se
+    assert r["test_train_ratio"] == pytest.approx(n_test / n_train)
+    assert r["t_corrected"] == pytest.approx(t)
+    assert r["p_corrected"] == pytest.approx(2 * stats.t.sf(abs(t), j - 1))
+    assert r["p_corrected_greater"] == pytest.approx(stats.t.sf(t, j - 1))
+    half = stats.t.ppf(0.975, j - 1) * se
+    assert (r["corrected_ci_low"], r["corrected_ci_high"]) == pytest.approx((np.mean(d) - half, np.mean(d) + half))
+    # The paper's plain paired t-test is kept unchanged, and is the less conservative one.
+    plain = stats.ttest_rel(0.8 + d, np.full(j, 0.8))
+    assert r["t"] == pytest.approx(plain.statistic) and r["p_two_sided"] == pytest.approx(plain.pvalue)
+    assert r["p_corrected"] > r["p_two_sided"]
+    assert r["corrected_ci_high"] - r["corrected_ci_low"] > r["t_ci_high"] - r["t_ci_low"]
+    assert r["significant_corrected"] is False and r["note"] == ""
+
+
+def test_corrected_test_can_be_significant_and_uses_a_given_ratio():
+    d = np.array([0.05, 0.051, 0.049, 0.052, 0.048])
+    r = ev.paired_test(_folds_d(d), "with_gan", "without_gan", "accuracy", test_train_ratio=0.1)
+    assert r["test_train_ratio"] == 0.1 and r["significant_corrected"] and r["p_corrected"] < 0.05
+    assert r["t_corrected"] == pytest.approx(np.mean(d) / np.sqrt((1 / 5 + 0.1) * np.var(d, ddof=1)))
+    with pytest.raises(HipaugError, match="test_train_ratio"):
+        ev.paired_test(_folds_d(d), "with_gan", "without_gan", "accuracy", test_train_ratio=0)
+
+
+def test_test_train_ratio_from_n_test_column_with_repeats():
+    sizes = {0: [61, 60, 60, 59, 60], 1: [58, 62, 60, 60, 60]}  # unequal folds, two repeats
+    rng = np.random.default_rng(5)
+    df = pd.concat([_folds_d(rng.normal(0.01, 0.01, 5), n_test=n, repeat=rep) for rep, n in sizes.items()],
+                   ignore_index=True)
+    n_test = np.array(sizes[0] + sizes[1], dtype=float)
+    n_train = np.array([sum(sizes[rep]) - x for rep in sizes for x in sizes[rep]], dtype=float)
+    ratio, note = ev.fold_test_train_ratio(df, "with_gan")
+    assert ratio == pytest.approx(n_test.mean() / n_train.mean()) and note == ""
+    r = ev.paired_test(df, "with_gan", "without_gan", "accuracy")
+    assert r["n"] == 10 and r["test_train_ratio"] == pytest.approx(ratio)
+    # No n_test column: plain k-fold's 1/(k-1), and the note says it was assumed.
+    r2 = ev.paired_test(df.drop(columns="n_test"), "with_gan", "without_gan", "accuracy")
+    k = df["fold"].nunique()
+    assert r2["test_train_ratio"] == pytest.approx(1 / (k - 1)) and "1/(k-1)" in r2["note"]
+
+
+def test_min_detectable_difference_has_the_requested_power():
+    sd, j, ratio = 0.02, 5, 0.25
+    for corrected, r in ((True, ratio), (False, 0.0)):
+        mdd = ev.min_detectable_difference(sd, j, ratio, alpha=0.05, power=0.8, corrected=corrected)
+        crit = stats.t.ppf(0.975, j - 1)
+        nc = mdd / np.sqrt((1 / j + r) * sd**2)
+        power = stats.nct.sf(crit, j - 1, nc) + stats.nct.cdf(-crit, j - 1, nc)
+        assert power == pytest.approx(0.8, abs=1e-6)
+    assert ev.min_detectable_difference(sd, j, ratio) > ev.min_detectable_difference(sd, j, ratio, corrected=False)
+    assert ev.min_detectable_difference(sd, 25, ratio) < ev.min_detectable_difference(sd, 10, ratio) \
+        < ev.min_detectable_difference(sd, j, ratio)
+    for bad in ((0.0, j), (np.nan, j), (sd, 1)):
+        assert np.isnan(ev.min_detectable_difference(*bad, ratio))
+    with pytest.raises(HipaugError, match="power"):
+        ev.min_detectable_difference(sd, j, ratio, power=0.01)
+
+
+def test_min_detectable_difference_by_simulation():
+    sd, j, ratio = 0.02, 5, 0.0
+    mdd = ev.min_detectable_difference(sd, j, ratio, corrected=False)
+    rng = np.random.default_rng(0)
+    d = rng.normal(mdd, sd, size=(4000, j))
+    p = stats.ttest_1samp(d, 0.0, axis=1).pvalue
+    assert np.mean(p < 0.05) == pytest.approx(0.8, abs=0.03)
+
+
+def test_paired_test_reports_mdd_of_both_tests():
+    d = np.array([0.02, -0.01, 0.03, 0.00, 0.01])
+    r = ev.paired_test(_folds_d(d, n_test=[60] * 5), "with_gan", "without_gan", "accuracy")
+    assert r["mdd_80"] == pytest.approx(ev.min_detectable_difference(np.std(d, ddof=1), 5, 60 / 240))
+    assert r["mdd_80_plain"] == pytest.approx(ev.min_detectable_difference(np.std(d, ddof=1), 5, 0, corrected=False))
+    assert r["mdd_80"] > r["mdd_80_plain"] > 0
+    same = ev.paired_test(_folds_d(np.full(5, 0.02)), "with_gan", "without_gan", "accuracy")
+    assert np.isnan(same["mdd_80"]) and np.isnan(same["p_corrected"])
 
 
 # ------------------------------------------------------------------ GAN quality
