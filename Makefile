@@ -1,5 +1,6 @@
 # hipaug: two commands do all set-up on a fresh machine.
 #   make book   -> .venv (if missing or stale) + execute notebooks (PROFILE) + Jupyter Book HTML
+#                  (LIMB_DIR=... PELVIC_DIR=...: on your radiographs; OUT=...: the HTML folder)
 #   make test   -> .venv (if missing or stale) + unit tests + nbval + smoke-book checks
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -7,6 +8,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hipaug-installed
 PROFILE ?= default
+LIMB_DIR ?=
+PELVIC_DIR ?=
+OUT ?=
 ARTIFACTS ?= artifacts
 export HIPAUG_ARTIFACTS := $(abspath $(ARTIFACTS))
 
@@ -14,6 +18,7 @@ export HIPAUG_ARTIFACTS := $(abspath $(ARTIFACTS))
 
 help:
 	@echo "make book [PROFILE=default|smoke|paper]   build the Jupyter Book into _build/html"
+	@echo "make book LIMB_DIR=D PELVIC_DIR=D [OUT=D]  the book on your radiographs (_build/html-custom-<fingerprint>)"
 	@echo "make test                                 unit tests, nbval regression, smoke-book checks"
 	@echo "make test-fast                            unit tests only"
 	@echo "make test-slow                            slow regression tests only (AC-GAN digits conditioning)"
@@ -48,7 +53,8 @@ test-slow: $(STAMP)
 	HIPAUG_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider -m slow tests
 
 book: $(STAMP)
-	$(PY) -m hipaug.book --profile $(PROFILE)
+	$(PY) -m hipaug.book --profile "$(PROFILE)" $(if $(LIMB_DIR),--limb-dir "$(LIMB_DIR)") \
+		$(if $(PELVIC_DIR),--pelvic-dir "$(PELVIC_DIR)") $(if $(OUT),--out "$(OUT)")
 
 book-smoke:
 	$(MAKE) book PROFILE=smoke

@@ -184,6 +184,9 @@ def record(name: str, title: str, rows: list[dict], notes: str = "", load: list[
         "loadavg": la,
         "rows": _clean(rows),
         "notes": notes,
+        # Which profiles the measurement ran with: the book's appendix marks a record stale once a
+        # profile it depends on has changed.
+        "profiles": profile_hashes(),
     }
     print_table(title, rows)
     if notes:
@@ -193,6 +196,13 @@ def record(name: str, title: str, rows: list[dict], notes: str = "", load: list[
     with open(out_dir / f"{name}.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps(rec, sort_keys=False) + "\n")
     return rec
+
+
+def profile_hashes() -> dict[str, str]:
+    """SHA-256 of each built-in profile's YAML file."""
+    from hipaug.perfpage import profile_hashes as hashes
+
+    return hashes()
 
 
 def latest(name: str, results_dir: Path | None = None) -> dict | None:

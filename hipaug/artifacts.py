@@ -46,9 +46,23 @@ def fingerprint(obj: Any) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+def checkout_root() -> Path | None:
+    """The hipaug checkout the working directory is in (an editable install), else None."""
+    repo = Path(__file__).resolve().parents[1]
+    if not ((repo / "pyproject.toml").is_file() and (repo / "notebooks").is_dir()):
+        return None  # an installed package: site-packages is no place for a cache
+    cwd = Path.cwd().resolve()
+    return repo if cwd == repo or repo in cwd.parents else None
+
+
 def default_root() -> Path:
-    """Artifacts root: $HIPAUG_ARTIFACTS or ./artifacts."""
-    return Path(os.environ.get("HIPAUG_ARTIFACTS", "artifacts"))
+    """Artifacts root: $HIPAUG_ARTIFACTS; inside the hipaug checkout its artifacts/; else ./artifacts."""
+    env = os.environ.get("HIPAUG_ARTIFACTS")
+    if env:
+        return Path(env).expanduser()
+    # A notebook run from notebooks/ (papermill, the book) shares the cache of the repo root.
+    repo = checkout_root()
+    return repo / "artifacts" if repo is not None else Path("artifacts")
 
 
 @dataclasses.dataclass(frozen=True)

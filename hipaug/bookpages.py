@@ -6,7 +6,8 @@
 - `cli_help.md`, `api_reference.md`: from argparse and the docstrings;
 - `profiles.md`, `profile_summaries.md`, `environment.md`: the profile values (a full table and a
   line per profile) and package versions;
-- `performance.md`: the latest benchmark results in `benchmarks/results/`.
+- `performance.md`: the latest benchmark results in `benchmarks/results/`;
+- `data_source.md`: which data the build shows (folders, fingerprints, classes and counts).
 """
 
 from __future__ import annotations
@@ -166,10 +167,15 @@ def generated_bib_block(root: Path) -> str:
 
 
 # ------------------------------------------------------------------ driver
-def generate_all(root: Path, out: Path, profile: str, results_dir: Path | None = None) -> None:
-    """Write every generated page for `profile` into `out`."""
+def generate_all(root: Path, out: Path, profile: str, results_dir: Path | None = None, data_summary: str = "") -> None:
+    """Write every generated page for `profile` into `out`; verdicts come from `results_dir`.
+
+    `data_summary` (Markdown naming the data of this build) becomes `data_source.md`, which the
+    front page includes.
+    """
     out.mkdir(parents=True, exist_ok=True)
     refresh_bib(root)
+    _write(out / "data_source.md", data_summary or "The data of this build are not recorded.\n")
     _write(out / "cli_help.md", cli_help())
     _write(out / "api_reference.md", api_reference())
     _write(out / "profiles.md", profiles_table() + "\n")

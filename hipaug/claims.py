@@ -798,8 +798,8 @@ def render_findings_and_annotations(root: Path, out: Path, profile: str, results
         "(`book/claims.yml`). Testable claims are evaluated by `hipaug.claims` on the results the notebooks wrote "
         f"in this build: {source}" + (f", fingerprints limb `{run.get('limb_fingerprint', '')[:12]}`, pelvic "
                                       f"`{run.get('pelvic_fingerprint', '')[:12]}`, seed {run.get('seed')}" if run else "")
-        + ". Re-running the notebooks on other data (`-p limb_dir ... -p pelvic_dir ...`) recomputes every verdict "
-        "for that data.", "",
+        + ". Building the book on other data ({ref}`own-data`: `make book LIMB_DIR=... PELVIC_DIR=...`) recomputes "
+        "every verdict for those data.", "",
         methods_text(ledger), "",
         power_text(evaluated), "",
         f"Verdicts: {', '.join(f'{badge(k)} {v}' for k, v in counts.items())}.", "",

@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     dc = das.add_parser("check", help="print the dataset card; exit 2 naming the first problem")
     dc.add_argument("dir", type=Path, help="dataset folder (class sub-folders or manifest.csv)")
     dc.add_argument("--image-size", type=int, default=64, help="size the images are decoded to (default: %(default)s)")
+    dc.add_argument("--pelvic", action="store_true", help="check as the pelvic set: exactly two classes, one of them --positive-class")
+    dc.add_argument("--positive-class", default="fracture", help="the pelvic positive class, with --pelvic (default: %(default)s)")
 
     tg = sub.add_parser("train-gan", help="train the AC-GAN on a dataset folder")
     tg.add_argument("--data", required=True, type=Path, help="training dataset folder")
@@ -87,8 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--profile", default="default", help="smoke | default | paper | path to a YAML profile")
     rp.add_argument("--limb-dir", type=Path, help="real limb dataset folder (default: phantoms)")
     rp.add_argument("--pelvic-dir", type=Path, help="real pelvic dataset folder (default: phantoms)")
-    rp.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: %(default)s)")
-    rp.add_argument("--artifacts", type=Path, help="artifact cache (default: $HIPAUG_ARTIFACTS or ./artifacts)")
+    rp.add_argument("--out", type=Path, help="results folder (default: $HIPAUG_RESULTS, else results/ beside the "
+                    "artifact cache)")
+    rp.add_argument("--artifacts", type=Path, help="artifact cache (default: $HIPAUG_ARTIFACTS, else artifacts/ of "
+                    "the hipaug checkout when run inside it, else ./artifacts)")
     rp.add_argument("--device", default=None, help="auto | cpu | cuda (bf16 autocast on CUDA)")
     _add_seed(rp, default=None)
 
@@ -144,7 +148,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if cmd == "data":
         from .data import check_dataset
 
-        print(check_dataset(args.dir, image_size=args.image_size).to_text())
+        print(check_dataset(args.dir, image_size=args.image_size,
+                            positive_class=args.positive_class if args.pelvic else None).to_text())
         return 0
     if cmd == "profiles":
         from .config import list_profiles

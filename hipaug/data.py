@@ -31,6 +31,16 @@ Resize and pad
     could learn as a shortcut for the original aspect ratio. Images already ``S x S`` are not
     resampled at all.
 
+Dataset card and its warnings
+    ``dataset_card(ds)`` summarises classes, counts, patients, intensities and the source files
+    (native size and bit depth of each file, recorded by the decoder and cached with the
+    decoded images). Problems a real export often has are listed as warnings on the card, not
+    errors (loading still works): identical images (same pixels after decoding and resizing)
+    in two classes, or in one class under two patients (a copy on each side of a fold);
+    patients with images in more than one class; class sizes differing more than
+    ``IMBALANCE_RATIO`` (3) times; source files of more than one bit depth (e.g. 8-bit JPEG
+    and 16-bit DICOM: a classifier can learn the file type instead of the fracture).
+
 Errors
     Every problem is a ``DataError`` with one line naming the file. ``on_error="raise"``
     (default) stops at the first bad file; ``"skip"`` skips bad FILES (corrupt, truncated,
@@ -54,6 +64,7 @@ import json
 import os
 import re
 import warnings
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -70,6 +81,7 @@ __all__ = [
     "LOADER_VERSION",
     "DatasetCard",
     "ImageDataset",
+    "IMBALANCE_RATIO",
     "check_dataset",
     "concat",
     "dataset_card",
@@ -79,11 +91,12 @@ __all__ = [
     "load_dataset",
     "patient_kfold",
     "patient_split",
+    "read_image",
     "resize_pad",
     "write_dataset",
 ]
 
-LOADER_VERSION = 1  # bump when decoding/resizing changes: invalidates every cache
+LOADER_VERSION = 2  # bump when decoding/resizing or the cache content changes: invalidates every cache
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom")
 DICOM_EXTENSIONS = (".dcm", ".dicom")
 MANIFEST_NAME = "manifest.csv"
@@ -91,6 +104,7 @@ CACHE_DIRNAME = ".hipaug_cache"
 _IGNORED_NAMES = {"thumbs.db", "desktop.ini"}
 _ON_ERROR = ("raise", "skip")
 _SAFE_STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}")
+IMBALANCE_RATIO = 3.0  # card warning when the largest class has more than this many times the smallest's images
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,6 +125,7 @@ class ImageDataset:
     root: Path | None = None  # folder the images came from (None: built in memory)
     skipped: tuple[tuple[str, str], ...] = ()  # (path, reason) of files skipped by on_error="skip"
     fingerprint: str = field(default="")  # sha256 of content + labels + class names
+    source: tuple[tuple[int, int, int], ...] = ()  # (height, width, bit depth) of each source file; () in memory
 
     @property
     def image_size(self) -> int:
@@ -140,6 +155,7 @@ class ImageDataset:
             paths=tuple(self.paths[i] for i in ii),
             patient_ids=tuple(self.patient_ids[i] for i in ii),
             meta=self.meta.iloc[ii].reset_index(drop=True),
+            source=tuple(self.source[i] for i in ii) if self.source else (),
             fingerprint="",
         ))
 
@@ -235,6 +251,7 @@ def concat(*datasets: ImageDataset) -> ImageDataset:
         meta=pd.concat([d.meta for d in datasets], ignore_index=True),
         root=roots.pop() if len(roots) == 1 else None,
         skipped=tuple(s for d in datasets for s in d.skipped),
+        source=tuple(s for d in datasets for s in d.source) if all(d.source for d in datasets) else (),
     ))
 
 
@@ -300,9 +317,11 @@ def _is_dicom(path: Path) -> bool:
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
-def decode_image(path: str | Path) -> np.ndarray:
-    """Decode one image file to a float32 (H, W) array in [0, 1] at its native resolution.
+def read_image(path: str | Path) -> tuple[np.ndarray, int]:
+    """Decode one image file; return a float32 (H, W) array in [0, 1] and the stored bit depth.
 
+    The array is at native resolution; the bit depth is that of one stored sample (8 for 8-bit
+    PNG/JPEG and RGB, 16 for 16-bit PNG/TIFF, BitsStored for DICOM, 32 for integer/float TIFF).
     Raises BadImageError (a ValueError), OSError or any decoder error for unreadable files; the
     loader turns those into one-line DataErrors naming the file.
     """
@@ -310,6 +329,11 @@ def decode_image(path: str | Path) -> np.ndarray:
     if _is_dicom(path):
         return _decode_dicom(path)
     return _decode_pillow(path)
+
+
+def decode_image(path: str | Path) -> np.ndarray:
+    """Decode one image file to a float32 (H, W) array in [0, 1] at its native resolution."""
+    return read_image(path)[0]
 
 
 def _minmax(a: np.ndarray) -> np.ndarray:
@@ -320,7 +344,7 @@ def _minmax(a: np.ndarray) -> np.ndarray:
     return ((a - lo) / (hi - lo)).astype(np.float32)
 
 
-def _decode_pillow(path: Path) -> np.ndarray:
+def _decode_pillow(path: Path) -> tuple[np.ndarray, int]:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
@@ -333,24 +357,24 @@ def _decode_pillow(path: Path) -> np.ndarray:
             im = ImageOps.exif_transpose(im)
         mode = im.mode
         if mode == "L":
-            return np.asarray(im, dtype=np.float32) / 255.0
+            return np.asarray(im, dtype=np.float32) / 255.0, 8
         if mode.startswith("I;16"):
-            return np.asarray(im).astype(np.float32) / 65535.0
+            return np.asarray(im).astype(np.float32) / 65535.0, 16
         if mode == "I":
             a = np.asarray(im)
             if im.format == "PNG":  # older Pillow opens 16-bit PNGs as 'I'
-                return a.astype(np.float32) / 65535.0
-            return _minmax(a)
+                return a.astype(np.float32) / 65535.0, 16
+            return _minmax(a), 32
         if mode == "F":
             a = np.asarray(im, dtype=np.float32)
             if not np.isfinite(a).all():
                 raise BadImageError("float image contains NaN or infinite values")
             if a.size and a.min() >= 0.0 and a.max() <= 1.0:
-                return a.copy()
-            return _minmax(a)
+                return a.copy(), 32
+            return _minmax(a), 32
         if mode in ("1", "P", "PA", "LA", "La", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
             grey = im.convert("L") if mode in ("1", "P", "PA", "LA", "La", "RGB", "RGBA", "RGBX") else im.convert("RGB").convert("L")
-            return np.asarray(grey, dtype=np.float32) / 255.0
+            return np.asarray(grey, dtype=np.float32) / 255.0, 1 if mode == "1" else 8
         raise BadImageError(f"unsupported image mode {mode!r}")
 
 
@@ -375,7 +399,7 @@ def _dicom_window(x: np.ndarray, ds) -> np.ndarray:
     return np.clip(y, 0.0, 1.0)
 
 
-def _decode_dicom(path: Path) -> np.ndarray:
+def _decode_dicom(path: Path) -> tuple[np.ndarray, int]:
     import pydicom
 
     try:
@@ -404,12 +428,12 @@ def _decode_dicom(path: Path) -> np.ndarray:
         raise BadImageError(f"cannot decode DICOM pixel data (transfer syntax {name}; {_one_line(exc)})") from None
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     spp = int(ds.get("SamplesPerPixel", 1) or 1)
+    bits = int(ds.get("BitsStored", 0) or ds.get("BitsAllocated", 0) or 8 * arr.dtype.itemsize)
     if frames > 1:
         arr = arr[0]  # first frame only (documented)
     if spp == 3:  # pydicom returns RGB for colour data; luma like Pillow's 'L'
-        bits = int(ds.get("BitsStored", 8) or 8)
         rgb = arr.astype(np.float64) / float(2**bits - 1)
-        return np.clip(rgb @ np.array([0.299, 0.587, 0.114]), 0, 1).astype(np.float32)
+        return np.clip(rgb @ np.array([0.299, 0.587, 0.114]), 0, 1).astype(np.float32), bits
     if arr.ndim != 2:
         raise BadImageError(f"unexpected DICOM pixel array shape {tuple(arr.shape)}")
     x = apply_modality_lut(arr, ds)
@@ -428,7 +452,7 @@ def _decode_dicom(path: Path) -> np.ndarray:
     y = np.asarray(y, dtype=np.float32)
     if str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper() == "MONOCHROME1":
         y = 1.0 - y  # MONOCHROME1: low values are bright; invert so bone is bright
-    return y
+    return y, bits
 
 
 def resize_pad(arr: np.ndarray, size: int) -> np.ndarray:
@@ -701,13 +725,14 @@ def load_dataset(root: str | Path, image_size: int = 64, on_error: str = "raise"
         ok = [pos[r] for r in blob["paths"]]
         images = blob["images"]
         skipped = [tuple(s) for s in blob["skipped"]]
+        source = [tuple(s) for s in blob["source"]]
     else:
         todo = [i for i in range(n) if i not in bad]
         buf = np.empty((len(todo), image_size, image_size), dtype=np.float32)
-        ok, skipped_at = [], dict(bad)
+        ok, skipped_at, source = [], dict(bad), []
         for i in progress(todo, desc=f"decode {root.name or root}", unit="img"):
             try:
-                arr = decode_image(scan.full[i])
+                arr, bits = read_image(scan.full[i])
                 img = resize_pad(arr, image_size)
             except Exception as exc:
                 reason = _decode_reason(exc)
@@ -717,6 +742,7 @@ def load_dataset(root: str | Path, image_size: int = 64, on_error: str = "raise"
                 continue
             buf[len(ok)] = img
             ok.append(i)
+            source.append((int(arr.shape[0]), int(arr.shape[1]), int(bits)))
         images = torch.from_numpy(buf[: len(ok)].copy() if len(ok) < len(todo) else buf)[:, None]
         skipped = [(scan.rel[i], skipped_at[i]) for i in sorted(skipped_at)]
 
@@ -737,6 +763,7 @@ def load_dataset(root: str | Path, image_size: int = 64, on_error: str = "raise"
         _cache_write(dirs, prefix, f"{prefix}-{key[:40]}.pt", {
             "format": "hipaug-data-cache", "loader": LOADER_VERSION, "key": key,
             "paths": [scan.rel[i] for i in ok], "images": images, "skipped": [list(s) for s in skipped],
+            "source": [list(s) for s in source],
         })
 
     index = {c: j for j, c in enumerate(names)}
@@ -746,7 +773,7 @@ def load_dataset(root: str | Path, image_size: int = 64, on_error: str = "raise"
         images=images.contiguous(), labels=labels, class_names=names,
         paths=tuple(scan.rel[i] for i in ok),
         patient_ids=tuple(meta["patient_id"].astype(str)),
-        meta=meta, root=root, skipped=tuple(skipped),
+        meta=meta, root=root, skipped=tuple(skipped), source=tuple(source),
     ))
 
 
@@ -825,7 +852,7 @@ def patient_split(ds: ImageDataset, val_fraction: float = 0.2, seed: int = 0) ->
 
 @dataclass(frozen=True)
 class DatasetCard:
-    """What a dataset contains: counts, patients, intensities, metadata, skipped files."""
+    """What a dataset contains: counts, patients, intensities, source files, skipped files, warnings."""
 
     root: str | None  # dataset folder (None: built in memory)
     n_images: int  # images loaded
@@ -840,12 +867,29 @@ class DatasetCard:
     split_counts: dict[str, int]  # images per value of a 'split' column (empty if none)
     skipped: tuple[tuple[str, str], ...]  # (path, reason) of skipped files
     fingerprint: str  # sha256 of content + labels + class names
+    source_sizes: dict[str, int] = field(default_factory=dict)  # files per native size "HxW", most common first
+    bit_depths: dict[int, int] = field(default_factory=dict)  # files per stored bit depth (both empty: in memory)
+    warnings: tuple[str, ...] = ()  # problems worth a look before training; loading still works
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["meta_columns"] = list(self.meta_columns)
         d["skipped"] = [{"path": p, "reason": r} for p, r in self.skipped]
+        d["warnings"] = list(self.warnings)
         return d
+
+    def _source_text(self) -> str:
+        n = sum(self.source_sizes.values())
+        sizes = self.source_sizes
+        if len(sizes) <= 3:
+            size_text = ", ".join(f"{k} {v}" for k, v in sizes.items())
+        else:  # real exports have many sizes: give the range and the most common
+            hw = np.array([[int(v) for v in k.split("x")] for k in sizes])
+            top, k = next(iter(sizes.items()))
+            size_text = (f"{len(sizes)} sizes, height {hw[:, 0].min()}-{hw[:, 0].max()}, "
+                         f"width {hw[:, 1].min()}-{hw[:, 1].max()}, most common {top} {k}")
+        bits = ", ".join(f"{b}-bit {v}" for b, v in self.bit_depths.items())
+        return f"{n} file(s); size (h x w): {size_text}; bit depth: {bits}"
 
     def _rows(self) -> list[tuple[str, str]]:
         ipp = self.images_per_patient
@@ -853,6 +897,10 @@ class DatasetCard:
         rows = [
             ("dataset", self.root or "(in memory)"),
             ("images", f"{self.n_images} ({self.image_size}x{self.image_size} greyscale)"),
+        ]
+        if self.source_sizes:
+            rows.append(("source files", self._source_text()))
+        rows += [
             ("classes", ", ".join(f"{c} {n}" for c, n in self.class_counts.items())),
             ("patients", f"{self.n_patients} (images per patient: min {ipp['min']:g}, median {ipp['median']:g}, "
                          f"mean {ipp['mean']:.2f}, max {ipp['max']:g}); per class: "
@@ -864,6 +912,7 @@ class DatasetCard:
         if self.split_counts:
             rows.append(("splits", ", ".join(f"{s} {n}" for s, n in self.split_counts.items())))
         rows.append(("skipped", f"{len(self.skipped)} file(s)"))
+        rows.append(("warnings", str(len(self.warnings)) if self.warnings else "none"))
         rows.append(("fingerprint", self.fingerprint[:12]))
         return rows
 
@@ -871,7 +920,10 @@ class DatasetCard:
         rows = self._rows()
         w = max(len(k) for k, _ in rows)
         lines = [f"{k:<{w}}  {v}" for k, v in rows]
-        lines += [f"  - {p}: {r}" for p, r in self.skipped]
+        if self.skipped:
+            lines += ["skipped files:"] + [f"  - {p}: {r}" for p, r in self.skipped]
+        if self.warnings:
+            lines += ["warnings:"] + [f"  - {m}" for m in self.warnings]
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
@@ -885,11 +937,86 @@ class DatasetCard:
                   for c, n in self.class_counts.items()]
         if self.skipped:
             lines += ["", "Skipped files:", ""] + [f"- `{esc(p)}`: {esc(r)}" for p, r in self.skipped]
+        if self.warnings:
+            lines += ["", "**Warnings** (loading still works; worth a look before training):", ""]
+            lines += [f"- {m}" for m in self.warnings]
         return "\n".join(lines) + "\n"
 
 
+def _by_class(counts: Counter, class_names) -> str:
+    """'a 3, b 1' in class order for a Counter of label indices."""
+    return ", ".join(f"{class_names[c]} {counts[c]}" for c in sorted(counts))
+
+
+def _card_warnings(ds: ImageDataset) -> list[str]:
+    """The problems a real export often has (see the module docstring), one line each."""
+    out = []
+    names, paths, pids = ds.class_names, ds.paths, ds.patient_ids
+    y = ds.labels.tolist()
+    n = len(ds)
+
+    # Identical images: the same decoded, resized pixels (a copied file or a re-export).
+    groups: dict[bytes, list[int]] = {}
+    flat = ds.images.detach().cpu().reshape(n, -1).contiguous().numpy() if n else np.zeros((0, 0), np.float32)
+    for i in range(n):
+        groups.setdefault(hashlib.blake2b(flat[i].tobytes(), digest_size=16).digest(), []).append(i)
+    cross, leak = [], []
+    for idx in groups.values():
+        first = idx[0]
+        other = next((j for j in idx[1:] if y[j] != y[first]), None)
+        if other is not None:
+            cross.append((first, other))
+            continue
+        other = next((j for j in idx[1:] if pids[j] != pids[first]), None)
+        if other is not None:
+            leak.append((first, other))
+    if cross:
+        i, j = cross[0]
+        out.append(f"identical images in two classes ({len(cross)} case(s)), e.g. {paths[i]} ({names[y[i]]}) and "
+                   f"{paths[j]} ({names[y[j]]}): one label is wrong or a file was copied; keep one copy")
+    if leak:
+        i, j = leak[0]
+        out.append(f"identical images under different patients ({len(leak)} case(s)), e.g. {paths[i]} and {paths[j]} "
+                   f"({names[y[i]]}): the copies can fall on both sides of a fold; keep one copy or give them one patient_id")
+
+    # Patients in several classes (only possible when patients have several images).
+    classes_of: dict[str, set[int]] = {}
+    for p, c in zip(pids, y):
+        classes_of.setdefault(p, set()).add(c)
+    multi = [p for p, cs in classes_of.items() if len(cs) > 1]
+    if multi:
+        p = multi[0]
+        out.append(f"{len(multi)} patient(s) have images in more than one class, e.g. patient {p}: "
+                   f"{', '.join(names[c] for c in sorted(classes_of[p]))}; expected when classes are body parts, "
+                   "otherwise check the labels")
+
+    # Class imbalance.
+    counts = ds.class_counts()
+    if len(counts) >= 2:
+        big, small = max(counts, key=counts.get), min(counts, key=counts.get)
+        if counts[small] == 0:
+            out.append(f"class {small} has no images")
+        elif counts[big] / counts[small] > IMBALANCE_RATIO:
+            out.append(f"class sizes differ {counts[big] / counts[small]:.1f}-fold ({big} {counts[big]}, {small} "
+                       f"{counts[small]}; warned above {IMBALANCE_RATIO:g}): training sees the small class rarely "
+                       "and accuracy mostly reflects the large one")
+
+    # Mixed bit depths: classes exported differently are a shortcut a classifier can learn.
+    if ds.source:
+        depth = [s[2] for s in ds.source]
+        if len(set(depth)) > 1:
+            parts = []
+            for b in sorted(set(depth)):
+                idx = [i for i, d in enumerate(depth) if d == b]
+                parts.append(f"{b}-bit {len(idx)} ({_by_class(Counter(y[i] for i in idx), names)}; e.g. {paths[idx[0]]})")
+            out.append("mixed bit depths of the source files: " + "; ".join(parts)
+                       + ": if classes come from different kinds of file, a classifier can learn the file type "
+                       "instead of the fracture")
+    return out
+
+
 def dataset_card(ds: ImageDataset) -> DatasetCard:
-    """Summarise a dataset (counts, patients, intensity statistics, skipped files)."""
+    """Summarise a dataset (counts, patients, intensities, source files, skipped files, warnings)."""
     x = ds.images
     n = len(ds)
     y = ds.labels
@@ -912,6 +1039,8 @@ def dataset_card(ds: ImageDataset) -> DatasetCard:
     splits = {}
     if "split" in ds.meta.columns:
         splits = {str(k): int(v) for k, v in ds.meta["split"].astype(str).value_counts(sort=False).sort_index().items()}
+    sizes = dict(Counter(f"{h}x{w}" for h, w, _ in ds.source).most_common())
+    depths = dict(sorted(Counter(b for _, _, b in ds.source).items()))
     return DatasetCard(
         root=str(ds.root) if ds.root is not None else None,
         n_images=n, image_size=ds.image_size, class_counts=ds.class_counts(),
@@ -920,12 +1049,24 @@ def dataset_card(ds: ImageDataset) -> DatasetCard:
         meta_columns=tuple(map(str, ds.meta.columns)), split_counts=splits,
         skipped=tuple((str(p), str(r)) for p, r in ds.skipped),
         fingerprint=ds.fingerprint or fingerprint_tensors(ds.images, ds.labels, ds.class_names),
+        source_sizes=sizes, bit_depths=depths, warnings=tuple(_card_warnings(ds)),
     )
 
 
-def check_dataset(root: str | Path, image_size: int = 64, on_error: str = "raise") -> DatasetCard:
+def check_dataset(root: str | Path, image_size: int = 64, on_error: str = "raise",
+                  positive_class: str | None = None) -> DatasetCard:
     """Decode every image of a dataset folder (no cache) and return its card; DataError if unusable.
 
     on_error="skip" lists every bad file in the card instead of stopping at the first one.
+    positive_class: check the folder as a pelvic set (exactly two classes, one of them this).
     """
-    return dataset_card(load_dataset(root, image_size=image_size, on_error=on_error, cache=False))
+    ds = load_dataset(root, image_size=image_size, on_error=on_error, cache=False)
+    if positive_class is not None:
+        from .transfer import check_pelvic  # the one pelvic rule, shared with the pipeline
+
+        try:
+            check_pelvic(ds, positive_class)
+        except DataError as exc:
+            msg = str(exc)
+            raise DataError(msg if str(ds.root) in msg else f"{ds.root}: {msg}") from None
+    return dataset_card(ds)

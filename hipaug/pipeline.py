@@ -111,10 +111,15 @@ class Pipeline:
         fp = fingerprint([self.limb.fingerprint, self.pelvic.fingerprint])
         return f"custom-{fp[:10]}"
 
+    @property
+    def results_path(self) -> Path:
+        """`<results>/<profile>/<source>/` without creating it (the book reads it)."""
+        return self._results_root / self.profile.name / self.source
+
     @cached_property
     def results_dir(self) -> Path:
-        """`<results>/<profile>/<source>/`; run.json describes the data, profile and versions."""
-        d = self._results_root / self.profile.name / self.source
+        """`<results>/<profile>/<source>/`, created; run.json describes the data, profile and versions."""
+        d = self.results_path
         d.mkdir(parents=True, exist_ok=True)
         write_json(d / "run.json", self.describe())
         return d
@@ -152,21 +157,38 @@ class Pipeline:
             build = lambda out: phantoms.write_pelvic_dataset(out / "data", **spec)  # noqa: E731
         return self.step(f"phantom-{kind}", spec, build).path / "data"
 
+    def _where(self, kind: str, root: Path) -> str:
+        """How an error names a data set: the parameter for a user folder, else the phantom's path."""
+        user = self.limb_dir if kind == "limb" else self.pelvic_dir
+        return f"{kind}_dir={str(user)!r}" if user is not None else f"phantom {kind} set {root}"
+
     @cached_property
     def limb(self) -> ImageDataset:
-        """The limb set: the user's folder or phantoms."""
+        """The limb set: the user's folder or phantoms (at least 2 classes: a classifier and a conditional GAN)."""
         root = self.limb_dir or self._phantom("limb")
-        return load_dataset(root, image_size=self.profile.image_size)
+        ds = load_dataset(root, image_size=self.profile.image_size, min_classes=1)
+        if len(ds.class_names) < 2:
+            raise DataError(f"{self._where('limb', root)}: the limb set needs at least 2 classes, found "
+                            f"{len(ds.class_names)} ({', '.join(ds.class_names)})")
+        return ds
 
     @cached_property
     def pelvic(self) -> ImageDataset:
-        """The pelvic set: the user's folder or phantoms."""
-        root = self.pelvic_dir or self._phantom("pelvic")
-        ds = load_dataset(root, image_size=self.profile.image_size)
+        """The pelvic set: the user's folder or phantoms (two classes, one the positive class)."""
         from .transfer import check_pelvic
 
-        check_pelvic(ds, self.profile.transfer.positive_class)
+        root = self.pelvic_dir or self._phantom("pelvic")
+        ds = load_dataset(root, image_size=self.profile.image_size, min_classes=1)
+        try:
+            check_pelvic(ds, self.profile.transfer.positive_class)
+        except DataError as exc:
+            raise DataError(f"{self._where('pelvic', root)}: {exc}") from None
         return ds
+
+    def check_data(self) -> "Pipeline":
+        """Load and check both data sets now, before anything is trained or written."""
+        _ = self.limb, self.pelvic  # cached properties: loading them is the check
+        return self
 
     @cached_property
     def limb_split(self) -> tuple[ImageDataset, ImageDataset]:
@@ -439,7 +461,7 @@ class Pipeline:
         q["gan_test_accuracy"] = float(gan_test)
         q["gan_train_accuracy_filtered"] = self.gan_train_accuracy("filtered")
         q["gan_train_accuracy_unfiltered"] = self.gan_train_accuracy("unfiltered")
-        q["real_val_accuracy"] = float((self._val_probs.argmax(1) == val_y).mean())
+        q["real_val_accuracy"] = self.filter_accuracy()["real_val_accuracy"]
         q["acceptance_rate"] = float(accepted.mean())
 
         def kn(frac: float, n_: int) -> list[int]:
@@ -511,7 +533,7 @@ def cli_reproduce(args) -> int:
 
     t0 = time.perf_counter()
     pipe = Pipeline(args.profile, args.limb_dir, args.pelvic_dir, artifacts=args.artifacts, device=args.device,
-                    seed=args.seed, results=args.out)
+                    seed=args.seed, results=args.out).check_data()
     report = pipe.table8_report()
     table = format_mean_sd(report["summary"])
     out = pipe.results_dir

@@ -53,6 +53,30 @@ def class_grid(images: torch.Tensor, labels: torch.Tensor, class_names, per_clas
     return fig
 
 
+def intensity_histograms(ds, bins: int = 50, title: str | None = None):
+    """One step histogram of pixel intensities per class (density over [0, 1], log scale)."""
+    x = ds.images.detach().cpu().reshape(len(ds), -1).numpy()
+    y = np.asarray(ds.labels)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    colours = sns.color_palette("tab10" if len(ds.class_names) <= 10 else "husl", len(ds.class_names))
+    ncol = 1 if len(ds.class_names) <= 6 else 2
+    fig, ax = plt.subplots(figsize=(5 + 2.2 * ncol, 3))  # the legend sits right of the axes
+    for j, (name, colour) in enumerate(zip(ds.class_names, colours)):
+        if (y == j).any():
+            density, _ = np.histogram(x[y == j], bins=edges, density=True)
+            ax.stairs(density, edges, color=colour, lw=1.2, label=f"{name} ({int((y == j).sum())})")
+    # Log scale: background and padding pile up in a few bins; the tissue and bone range would be flat lines.
+    ax.set_yscale("log")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("pixel intensity (0 black, 1 white)")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=7, ncol=ncol, loc="upper left", bbox_to_anchor=(1.01, 1))
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
 def image_row(images, titles=None, title: str | None = None, size: float = 1.6):
     """A single row of images with optional titles."""
     n = len(images)

@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (hipaug)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # (ch-data)=
 # # 1. The data: limb and pelvic radiographs
@@ -18,7 +26,7 @@ seed = None  # None: the profile's seed
 limb_dir = None  # None: phantom limb radiographs
 pelvic_dir = None  # None: phantom pelvic radiographs
 device = None  # None: the profile's (auto | cpu | cuda)
-artifacts = None  # None: $HIPAUG_ARTIFACTS or ./artifacts
+artifacts = None  # None: $HIPAUG_ARTIFACTS, else artifacts/ of the hipaug checkout
 
 # %%
 import pandas as pd
@@ -26,12 +34,15 @@ from IPython.display import Markdown, display
 
 from hipaug import plots
 from hipaug.data import patient_kfold
-from hipaug.notebook import card_markdown, setup
+from hipaug.notebook import card_markdown, data_summary, setup
 from hipaug.prose import describe_cv, describe_phantom
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
 limb, pelvic = pipe.limb, pipe.pelvic
 print(f"profile={pipe.profile.name} source={pipe.source} image_size={pipe.profile.image_size} seed={pipe.seed}")
+
+# %% tags=["remove-input"]
+data_summary(pipe)
 
 # %% [markdown]
 # ## Where the phantom is calibrated
@@ -53,12 +64,21 @@ Markdown(describe_phantom(pipe.profile, pipe.source))
 # fracture status; the paper's classes are unknown); your own folder brings its own. Fractures
 # are cortical breaks: a thin low-attenuation line across the bone (transverse, oblique or
 # comminuted), with the distal fragment displaced or angulated from subtle to obvious.
+#
+# Each set has a card (classes, patients, the size and bit depth of the source files,
+# intensities), examples per class and the intensity histogram of each class. On your own
+# data the card also lists warnings: identical images in two classes, patients in several
+# classes, class sizes differing more than threefold, source files of mixed bit depth.
 
 # %%
 card_markdown(pipe, limb, "limb")
 
 # %%
 fig = plots.class_grid(limb.images, limb.labels, limb.class_names, per_class=8, seed=pipe.seed)
+plots.plt.show()
+
+# %%
+fig = plots.intensity_histograms(limb, title="limb set: pixel intensities per class")
 plots.plt.show()
 
 # %% [markdown]
@@ -73,6 +93,10 @@ card_markdown(pipe, pelvic, "pelvic")
 
 # %%
 fig = plots.class_grid(pelvic.images, pelvic.labels, pelvic.class_names, per_class=8, seed=pipe.seed)
+plots.plt.show()
+
+# %%
+fig = plots.intensity_histograms(pelvic, title="pelvic set: pixel intensities per class")
 plots.plt.show()
 
 # %%

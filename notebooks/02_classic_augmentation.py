@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (hipaug)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # (ch-classic)=
 # # 2. Classic augmentation: the paper's starting point
@@ -30,12 +38,15 @@ from IPython.display import Markdown
 from hipaug import plots
 from hipaug.augment import AugmentConfig, classic_augment
 from hipaug.evaluate import METRICS, paired_tests, summarize
-from hipaug.notebook import setup
+from hipaug.notebook import data_summary, setup
 from hipaug.prose import comparison_table, describe_classic
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
 aug_cfg = pipe.profile.pretrain.augment or AugmentConfig()
 pd.DataFrame([dataclasses.asdict(aug_cfg)]).T.rename(columns={0: "classic augmentation"})
+
+# %% tags=["remove-input"]
+data_summary(pipe)
 
 # %% tags=["remove-input"]
 Markdown(describe_classic(pipe.profile))

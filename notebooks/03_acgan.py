@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (hipaug)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # (ch-acgan)=
 # # 3. The AC-GAN: synthetic limb radiographs
@@ -44,12 +52,15 @@ import pandas as pd
 from IPython.display import Markdown
 
 from hipaug import acgan, plots
-from hipaug.notebook import setup
+from hipaug.notebook import data_summary, setup
 from hipaug.prose import describe_acgan
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
 cfg = pipe.profile.acgan
 pd.Series({k: str(v) for k, v in dataclasses.asdict(cfg).items()}, name="AC-GAN settings").to_frame()
+
+# %% tags=["remove-input"]
+data_summary(pipe)
 
 # %% tags=["remove-input"]
 Markdown(describe_acgan(pipe.profile))

@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (hipaug)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # (ch-filter)=
 # # 4. The VGG-16 realism filter
@@ -32,13 +40,16 @@ from sklearn.metrics import confusion_matrix
 from hipaug import plots
 from hipaug.evaluate import gan_test_accuracy
 from hipaug.filter import filter_from_probs
-from hipaug.notebook import setup
+from hipaug.notebook import data_summary, setup
 from hipaug.prose import describe_filter
 from hipaug.vgg import predict_proba
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
 model, history, _ = pipe.limb_classifier
 train, val = pipe.limb_split
+
+# %% tags=["remove-input"]
+data_summary(pipe)
 
 # %% tags=["remove-input"]
 Markdown(describe_filter(pipe.profile))
@@ -109,7 +120,8 @@ pipe.record("filter_acceptance", result.acceptance.reset_index(names="class"))
 pipe.record("filter_summary", {"val_accuracy": val_acc, "chance": 1 / len(val.class_names), "gan_test_accuracy": gan_test,
                                "threshold": result.threshold, "top_k": result.top_k,
                                "accepted": int(result.scores["accepted"].sum()), "generated": len(result.scores)})
-assert val_acc > 1 / len(val.class_names), "the filter must beat chance on real images"
+if pipe.source == "phantom":  # the phantom is calibrated for it; on your data a weak filter is a finding (findings)
+    assert val_acc > 1 / len(val.class_names), "the filter must beat chance on real images"
 assert 0 <= result.acceptance.loc["(all)", "rate"] <= 1
 
 # %% [markdown]

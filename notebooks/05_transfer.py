@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (hipaug)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # (ch-transfer)=
 # # 5. Transfer learning and Table VIII
@@ -31,7 +39,7 @@ from IPython.display import Markdown
 
 from hipaug import plots
 from hipaug.evaluate import METRICS, PAPER_METRICS, format_mean_sd, training_stability
-from hipaug.notebook import setup
+from hipaug.notebook import data_summary, setup
 from hipaug.paper import paper_table8
 from hipaug.prose import comparison_table, describe_operating_point, describe_cv, describe_finetune, describe_power, describe_pretrain
 
@@ -39,6 +47,9 @@ pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, devic
 report = pipe.table8_report()
 folds, summary, tests = report["folds"], report["summary"], report["tests"]
 conditions = list(pipe.profile.transfer.conditions)
+
+# %% tags=["remove-input"]
+data_summary(pipe)
 
 # %% [markdown]
 # ## What this run does

@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (hipaug)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # (ch-beyond)=
 # # 6. Beyond the paper: ablations, GAN quality and Grad-CAM
@@ -24,10 +32,13 @@ from IPython.display import Markdown
 
 from hipaug import plots
 from hipaug.evaluate import METRICS, grad_cam, summarize
-from hipaug.notebook import setup
+from hipaug.notebook import data_summary, setup
 from hipaug.prose import describe_ablation
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
+
+# %% tags=["remove-input"]
+data_summary(pipe)
 
 # %% [markdown]
 # ## Ablations: the selection rule and the number of synthetic images

@@ -5,8 +5,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HIPAUG_PROGRESS", "0")
 os.environ.setdefault("HIPAUG_ARTIFACTS", str(ROOT / "artifacts"))
 
 
+@pytest.fixture(scope="session")
+def small_folders(tmp_path_factory) -> tuple[Path, Path]:
+    """Small limb and pelvic folders written by `hipaug phantom` (stand-ins for a user's radiographs)."""
+    from hipaug.cli import main
+
+    base = tmp_path_factory.mktemp("own-data")
+    limb, pelvic = base / "limbs", base / "pelvis"
+    assert main(["phantom", "limb", "--out", str(limb), "--per-class", "8", "--image-size", "32",
+                 "--parts", "forearm", "knee"]) == 0
+    assert main(["phantom", "pelvic", "--out", str(pelvic), "--n", "40", "--image-size", "32"]) == 0
+    return limb, pelvic

@@ -81,3 +81,21 @@ def test_fingerprint_is_order_independent_for_dicts_and_sensitive_to_values():
     assert fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1})
     assert fingerprint({"a": 1}) != fingerprint({"a": 2})
     assert fingerprint(Cfg()) != fingerprint(Cfg(steps=11))
+
+
+def test_default_root_is_the_checkouts_cache_from_any_folder_inside_it(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from hipaug.artifacts import default_root
+    from hipaug.pipeline import default_results_root
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.delenv("HIPAUG_ARTIFACTS", raising=False)
+    monkeypatch.delenv("HIPAUG_RESULTS", raising=False)
+    for where in (repo, repo / "notebooks"):  # papermill from notebooks/ shares the repo root's cache
+        monkeypatch.chdir(where)
+        assert default_root() == repo / "artifacts" and default_results_root() == repo / "results"
+    monkeypatch.chdir(tmp_path)  # outside the checkout: ./artifacts, as before
+    assert default_root() == Path("artifacts")
+    monkeypatch.setenv("HIPAUG_ARTIFACTS", str(tmp_path / "cache"))
+    assert default_root() == tmp_path / "cache"

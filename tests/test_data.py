@@ -26,6 +26,7 @@ from hipaug.data import (
     resize_pad,
     write_dataset,
 )
+from hipaug.cli import main
 from hipaug.errors import ConfigError, DataError
 
 
@@ -386,10 +387,11 @@ def test_cache_hit_skips_decoding(tmp_path, monkeypatch):
     def boom(path):
         raise AssertionError(f"decoded {path} despite a valid cache")
 
-    monkeypatch.setattr(data, "decode_image", boom)
+    monkeypatch.setattr(data, "read_image", boom)
     second = load_dataset(root, image_size=32)
     assert second.fingerprint == first.fingerprint and second.paths == first.paths
     assert torch.equal(second.images, first.images)
+    assert second.source == first.source == ((16, 16, 8),) * 6  # source sizes and bit depths are cached too
     # The cache folder itself is never read as a class.
     assert second.class_names == ("fracture", "normal")
 
@@ -398,8 +400,8 @@ def test_stale_cache_is_redecoded(tmp_path, monkeypatch):
     root = make_folder(tmp_path / "ds", per_class=3)
     first = load_dataset(root, image_size=32)
     calls = []
-    real = data.decode_image
-    monkeypatch.setattr(data, "decode_image", lambda p: calls.append(p) or real(p))
+    real = data.read_image
+    monkeypatch.setattr(data, "read_image", lambda p: calls.append(p) or real(p))
     save_png(root / "normal" / "img00.png", np.full((16, 16), 9, np.uint8))
     st = (root / "normal" / "img00.png").stat()
     os.utime(root / "normal" / "img00.png", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
@@ -583,3 +585,222 @@ def test_dataset_card_and_check(tmp_path):
     (root / "normal" / "notes.txt").write_text("x")
     assert_data_error(lambda: check_dataset(root), "notes.txt")
     assert len(check_dataset(root, on_error="skip").skipped) == 1
+
+
+# ------------------------------------------------------------------ source files and card warnings
+
+
+def card_of(root: Path, **kw) -> DatasetCard:
+    return dataset_card(load_dataset(root, image_size=32, cache=False, **kw))
+
+
+def test_card_records_source_sizes_and_bit_depths(tmp_path):
+    root = tmp_path / "ds"
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        save_png(root / "fracture" / f"f{i}.png", rng.integers(0, 256, (40, 30), dtype=np.uint8))
+        save_png(root / "normal" / f"n{i}.png", rng.integers(0, 256, (40, 30), dtype=np.uint8))
+    save_png(root / "normal" / "wide.png", rng.integers(0, 256, (20, 50), dtype=np.uint8))
+    ds = load_dataset(root, image_size=32, cache=False)
+    assert ds.source[0] == (40, 30, 8) and ds.source[-1] == (20, 50, 8)
+    assert ds.subset([6, 0]).source == ((20, 50, 8), (40, 30, 8))
+    assert concat(ds, ds).source == ds.source * 2
+    assert from_arrays(ds.images, ds.labels, ds.class_names).source == ()  # in memory: no source files
+    card = dataset_card(ds)
+    assert card.source_sizes == {"40x30": 6, "20x50": 1} and card.bit_depths == {8: 7}
+    assert card.warnings == ()
+    text = card.to_text()
+    assert "source files  7 file(s); size (h x w): 40x30 6, 20x50 1; bit depth: 8-bit 7" in text
+    assert "warnings      none" in text and "warnings:" not in text
+    assert "| source files |" in card.to_markdown() and "Warnings" not in card.to_markdown()
+    json.dumps(card.to_dict())
+    many = dataset_card(from_arrays(ds.images, ds.labels, ds.class_names))
+    assert many.source_sizes == {} and "source files" not in many.to_text()
+
+
+def test_card_summarises_many_sizes(tmp_path):
+    root = tmp_path / "ds"
+    for i, (h, w) in enumerate([(40, 30), (40, 30), (41, 30), (50, 60), (64, 20)]):
+        save_png(root / ("a" if i % 2 else "b") / f"{i}.png", np.full((h, w), 10 * i, np.uint8))
+    text = card_of(root).to_text()
+    assert "4 sizes, height 40-64, width 20-60, most common 40x30 2" in text
+
+
+def test_warning_identical_images_in_two_classes(tmp_path):
+    root = make_folder(tmp_path / "ds", per_class=3)
+    (root / "normal" / "copy.png").write_bytes((root / "fracture" / "img01.png").read_bytes())
+    card = card_of(root)
+    assert len(card.warnings) == 1
+    (w,) = card.warnings
+    assert "identical images in two classes" in w
+    assert "fracture/img01.png (fracture)" in w and "normal/copy.png (normal)" in w
+    assert w in card.to_text() and w in card.to_markdown()
+
+
+def test_warning_identical_images_under_two_patients(tmp_path):
+    root = make_folder(tmp_path / "ds", per_class=3)
+    (root / "normal" / "again.png").write_bytes((root / "normal" / "img00.png").read_bytes())
+    (w,) = card_of(root).warnings
+    assert "different patients" in w and "normal/again.png and normal/img00.png (normal)" in w
+    # One patient with two copies of an image is no fold leak: no warning.
+    pd.DataFrame({"path": ["fracture/img00.png", "normal/img00.png", "normal/again.png"],
+                  "label": ["fracture", "normal", "normal"], "patient_id": ["p1", "p2", "p2"]}).to_csv(root / "manifest.csv", index=False)
+    assert card_of(root).warnings == ()
+
+
+def test_warning_patient_in_two_classes(tmp_path):
+    root = make_folder(tmp_path / "ds", per_class=2)
+    pd.DataFrame({"path": ["fracture/img00.png", "fracture/img01.png", "normal/img00.png", "normal/img01.png"],
+                  "label": ["fracture", "fracture", "normal", "normal"],
+                  "patient_id": ["p1", "p7", "p7", "p2"]}).to_csv(root / "manifest.csv", index=False)
+    (w,) = card_of(root).warnings
+    assert "1 patient(s) have images in more than one class" in w and "patient p7: fracture, normal" in w
+
+
+def test_warning_class_imbalance(tmp_path):
+    root = make_folder(tmp_path / "ds", per_class=2)
+    for i in range(2, 6):  # 6 vs 2: exactly the threshold, no warning
+        save_png(root / "normal" / f"more{i}.png", np.full((16, 16), 20 * i, np.uint8))
+    assert data.IMBALANCE_RATIO == 3.0 and card_of(root).warnings == ()
+    save_png(root / "normal" / "more9.png", np.full((16, 16), 250, np.uint8))  # 7 vs 2
+    (w,) = card_of(root).warnings
+    assert "class sizes differ 3.5-fold (normal 7, fracture 2" in w
+
+
+def test_warning_mixed_bit_depths(tmp_path):
+    root = tmp_path / "ds"
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        save_png(root / "fracture" / f"f{i}.png", rng.integers(0, 256, (16, 16), dtype=np.uint8))
+        save_png(root / "normal" / f"n{i}.png", rng.integers(0, 65536, (16, 16), dtype=np.uint16))
+    save_png(root / "normal" / "n8.png", rng.integers(0, 256, (16, 16), dtype=np.uint8))
+    card = card_of(root)
+    assert card.bit_depths == {8: 3, 16: 2}
+    (w,) = card.warnings
+    assert "mixed bit depths" in w
+    assert "8-bit 3 (fracture 2, normal 1; e.g. fracture/f0.png)" in w and "16-bit 2 (normal 2; e.g. normal/n0.png)" in w
+
+
+def test_data_check_prints_warnings(tmp_path, capsys):
+    root = make_folder(tmp_path / "ds", per_class=3)
+    (root / "normal" / "copy.png").write_bytes((root / "fracture" / "img01.png").read_bytes())
+    assert main(["data", "check", str(root), "--image-size", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "warnings      1" in out and "warnings:\n  - identical images in two classes" in out
+
+
+def test_intensity_histograms_one_line_per_class(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from hipaug import plots
+
+    ds = load_dataset(make_folder(tmp_path / "ds", per_class=2, classes=("a", "b", "c")), image_size=32, cache=False)
+    fig = plots.intensity_histograms(ds, bins=20, title="t")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a (2)", "b (2)", "c (2)"]
+    assert len(ax.patches) == 3  # one step line (StepPatch) per class
+    plots.plt.close(fig)
+
+
+# ------------------------------------------------------------------ real DICOM files (shipped with pydicom)
+
+
+def pydicom_file(name: str) -> Path:
+    """A sample file from the pydicom wheel (never downloaded)."""
+    import pydicom
+
+    path = Path(pydicom.__file__).parent / "data" / "test_files" / name
+    if not path.is_file():
+        pytest.skip(f"{name} is not shipped with this pydicom")
+    return path
+
+
+def test_real_dicom_folder_through_loader_and_cli(tmp_path, capsys):
+    import shutil
+
+    import pydicom
+
+    root = tmp_path / "dicom"
+    (root / "ct").mkdir(parents=True), (root / "mr").mkdir()
+    ct = shutil.copy(pydicom_file("CT_small.dcm"), root / "ct" / "CT_small.dcm")
+    mr = shutil.copy(pydicom_file("MR_small.dcm"), root / "mr" / "MR_small.dcm")
+    inv = pydicom.dcmread(mr)
+    assert inv.PhotometricInterpretation == "MONOCHROME2"
+    inv.PhotometricInterpretation = "MONOCHROME1"
+    inv.save_as(root / "mr" / "MR_small_m1.dcm")
+
+    # 16-bit CT (rescale, no window): per-image min-max of the modality values, every level kept.
+    ref = pydicom.dcmread(ct)
+    assert ref.BitsStored == 16
+    arr, bits = data.read_image(ct)
+    assert bits == 16 and arr.shape == (128, 128)
+    hu = ref.pixel_array.astype(np.float64) * float(ref.RescaleSlope) + float(ref.RescaleIntercept)
+    np.testing.assert_allclose(arr, (hu - hu.min()) / (hu.max() - hu.min()), atol=1e-6)
+    assert len(np.unique(arr)) > 256 and len(np.unique(ref.pixel_array)) == len(np.unique(arr))  # not 8-bit
+
+    # MONOCHROME1 is the inverse of the same pixels read as MONOCHROME2 (after the window).
+    m2, m1 = decode_image(mr), decode_image(root / "mr" / "MR_small_m1.dcm")
+    assert m2.std() > 0.05
+    np.testing.assert_allclose(m1, 1.0 - m2, atol=1e-6)
+
+    ds = load_dataset(root, image_size=64, cache=False)
+    assert ds.class_names == ("ct", "mr") and ds.paths == ("ct/CT_small.dcm", "mr/MR_small.dcm", "mr/MR_small_m1.dcm")
+    assert ds.source == ((128, 128, 16), (64, 64, 16), (64, 64, 16))
+    np.testing.assert_allclose(ds.images[2, 0].numpy(), 1.0 - ds.images[1, 0].numpy(), atol=1e-6)
+    assert len(torch.unique(ds.images[0])) > 256  # the 16-bit range survives the resize
+    card = dataset_card(ds)
+    assert card.bit_depths == {16: 3} and card.source_sizes == {"64x64": 2, "128x128": 1} and card.warnings == ()
+
+    assert main(["data", "check", str(root), "--image-size", "64"]) == 0
+    out = capsys.readouterr().out
+    assert str(root) in out and "ct 1, mr 2" in out and "bit depth: 16-bit 3" in out and "warnings      none" in out
+
+
+# ------------------------------------------------------------------ bad input: one line naming the path, exit 2
+
+
+def _bad_pelvic_three_classes(tmp_path):
+    return make_folder(tmp_path / "pelvis3", per_class=2, classes=("fracture", "normal", "unsure")), ["--pelvic"], ["pelvis3", "exactly 2 classes", "unsure"]
+
+
+def _bad_pelvic_no_positive(tmp_path):
+    return make_folder(tmp_path / "pelvisx", per_class=2, classes=("broken", "normal")), ["--pelvic"], ["pelvisx", "'fracture'", "broken, normal"]
+
+
+def _bad_limb_one_class(tmp_path):
+    return make_folder(tmp_path / "limb1", per_class=2, classes=("hand",)), [], ["limb1", "'hand'", "at least 2"]
+
+
+def _bad_garbage_png(tmp_path):
+    root = make_folder(tmp_path / "limbs", per_class=2)
+    (root / "normal" / "scan.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    return root, [], [str(root / "normal" / "scan.png"), "not a readable image"]
+
+
+def _bad_missing_folder(tmp_path):
+    return tmp_path / "no_such_folder", [], [str(tmp_path / "no_such_folder"), "does not exist"]
+
+
+@pytest.mark.parametrize("case", [_bad_pelvic_three_classes, _bad_pelvic_no_positive, _bad_limb_one_class,
+                                  _bad_garbage_png, _bad_missing_folder])
+def test_bad_folders_one_line_and_exit_2(case, tmp_path, capsys):
+    root, flags, needles = case(tmp_path)
+    positive = "fracture" if "--pelvic" in flags else None
+    assert_data_error(lambda: check_dataset(root, image_size=32, positive_class=positive), *needles)
+    capsys.readouterr()
+    assert main(["data", "check", str(root), "--image-size", "32", *flags]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == ""
+    err = cap.err.strip()
+    assert "\n" not in err and err.startswith("hipaug: error: "), err
+    for needle in needles:
+        assert needle in err, err
+
+
+def test_pelvic_check_accepts_two_classes_with_the_positive_one(tmp_path, capsys):
+    root = make_folder(tmp_path / "pelvis", per_class=2)
+    assert check_dataset(root, image_size=32, positive_class="fracture").class_counts == {"fracture": 2, "normal": 2}
+    assert main(["data", "check", str(root), "--image-size", "32", "--pelvic"]) == 0
+    assert main(["data", "check", str(root), "--image-size", "32", "--pelvic", "--positive-class", "normal"]) == 0
+    assert main(["data", "check", str(root), "--image-size", "32", "--pelvic", "--positive-class", "hip"]) == 2

@@ -5,10 +5,11 @@ import json
 from hipaug import perfpage
 
 
-def _write(root, name, rows, date="2026-01-01T00:00:00+00:00"):
+def _write(root, name, rows, date="2026-01-01T00:00:00+00:00", profiles=None):
     d = root / "benchmarks" / "results"
     d.mkdir(parents=True, exist_ok=True)
-    rec = {"benchmark": name, "title": name, "date": date, "rows": rows, "loadavg": [0.1, 0.1, 0.1], "notes": ""}
+    rec = {"benchmark": name, "title": name, "date": date, "rows": rows, "loadavg": [0.1, 0.1, 0.1], "notes": "",
+           "profiles": perfpage.profile_hashes() if profiles is None else profiles}
     with open(d / f"{name}.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps(rec) + "\n")
 
@@ -63,3 +64,17 @@ def test_command_titles_are_code(tmp_path):
     (d / "pipeline_smoke.jsonl").write_text(json.dumps(rec) + "\n")
     assert "## Whole pipeline: `hipaug reproduce --profile smoke`" in perfpage.render(tmp_path)
     assert perfpage._title("Levers: VGG-16 training step") == "Levers: VGG-16 training step"
+
+
+def test_record_of_a_changed_profile_is_stale(tmp_path):
+    hashes = perfpage.profile_hashes()
+    _write(tmp_path, "book_default", [{"cache": "cached", "wall s": 5.0}], profiles={**hashes, "default": "0" * 64})
+    _write(tmp_path, "pipeline_smoke", [{"cache": "cold (empty artifact cache)", "wall s": 60.0}], profiles={})
+    rows = perfpage.target_rows(perfpage.latest_records(tmp_path / "benchmarks" / "results"))
+    assert _target(rows, "`make book` (default profile) cached")["met"].startswith("stale")
+    assert "`default`" in _target(rows, "`make book` (default profile) cached")["met"]
+    assert _target(rows, "smoke pipeline")["met"].startswith("stale")  # recorded before records named profiles
+    _write(tmp_path, "pipeline_smoke", [{"cache": "cold (empty artifact cache)", "wall s": 60.0}],
+           date="2026-03-01T00:00:00+00:00")
+    rows = perfpage.target_rows(perfpage.latest_records(tmp_path / "benchmarks" / "results"))
+    assert _target(rows, "smoke pipeline")["met"] == "yes"

@@ -1,0 +1,192 @@
+"""Docs that cannot rot: every shell command of README.md and book/own_data.md runs as written.
+
+Each ```bash block is split into commands (backslash continuations joined, comments dropped)
+and every command runs from the repository root with the venv's bin first on PATH. Only these
+are substituted: the data paths (the docs' `/data/limbs` and `/data/pelvis` become small phantom
+folders written by `hipaug phantom`; every output path goes to a temporary folder), the profile
+(-> smoke) and the GPU device (cuda -> cpu). A command that fails fails the test with its output.
+The artifact cache is the shared one, so a warm cache (after the nbval run) keeps this short.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = (ROOT / "README.md", ROOT / "book" / "own_data.md")
+PROFILES = ("default", "paper")
+
+# Commands that do not run here, and why. Each must still be in the docs (checked below).
+NOT_RUN = {
+    "make test": "it runs this test suite (recursion)",
+    "make book": "the default-profile phantom book is a cold build of over ten minutes, beyond make test's budget; "
+                 "tests/test_book.py builds the smoke book through the same code",
+}
+# The whole book on the small folders: run by test_whole_book_commands_run (a book build, marked `book`).
+SLOW = ("make book LIMB_DIR=", ".venv/bin/python -m hipaug.book ")
+
+# Output paths of the docs, relative to the repository root: written under the test's folder instead.
+OUTPUTS = ("data/limb", "data/pelvic", "data/synthetic", "data/selected", "runs/gan", "runs/vgg", "results",
+           "out.ipynb", "page.md", "mybook")
+
+
+def bash_commands(text: str) -> list[str]:
+    """The commands of the ```bash blocks of a Markdown text, continuations joined, comments dropped."""
+    out = []
+    for block in re.findall(r"^```bash[ \t]*\n(.*?)^```", text, re.M | re.S):
+        block = re.sub(r"[ \t]*\\\n[ \t]*", " ", block)
+        for line in block.splitlines():
+            line = re.sub(r"(^|\s)#.*$", "", line).strip()
+            if line:
+                out.append(line)
+    return out
+
+
+def substitute(cmd: str, limb: Path, pelvic: Path, tmp: Path) -> list[str]:
+    """The command as the test runs it: data paths, profile and device substituted, nothing else."""
+    paths = {"/data/limbs": str(limb), "/data/pelvis": str(pelvic), **{o: str(tmp / o) for o in OUTPUTS}}
+
+    def path(tok: str) -> str:
+        if tok in paths:
+            return paths[tok]
+        head, _, rest = tok.partition("/")
+        if head in paths and rest:  # e.g. results/default/phantom: the profile inside a path too
+            return str(Path(paths[head], *["smoke" if p in PROFILES else p for p in rest.split("/")]))
+        return tok
+
+    toks, out = shlex.split(cmd), []
+    for i, tok in enumerate(toks):
+        prev = toks[i - 1] if i else ""
+        key, eq, value = tok.partition("=")
+        if eq and re.fullmatch(r"[A-Z_]+", key):  # make variables
+            out.append(f"{key}={'smoke' if key == 'PROFILE' else path(value)}")
+        elif prev in ("--profile", "profile") and tok in PROFILES:
+            out.append("smoke")
+        elif prev == "--device" and tok == "cuda":
+            out.append("cpu")
+        else:
+            out.append(path(tok))
+    return out
+
+
+def check_paths(argv: list[str], tmp: Path) -> None:
+    """Refuse a relative path the docs write to that the test did not redirect (it would land in the repo)."""
+    for tok in argv[1:]:
+        value = tok.partition("=")[2] if re.match(r"[A-Z_]+=", tok) else tok
+        if "/" in value and not value.startswith(("/", ".venv/", "-")) and not (ROOT / value).exists():
+            raise AssertionError(f"unmapped path {value!r} in `{shlex.join(argv)}`: add it to OUTPUTS")
+
+
+def run(cmd: str, limb: Path, pelvic: Path, tmp: Path, timeout: int = 1800) -> None:
+    """Run one docs command (substituted) from the repository root; AssertionError with its output on failure."""
+    argv = substitute(cmd, limb, pelvic, tmp)
+    check_paths(argv, tmp)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+               HIPAUG_PROGRESS="0", HIPAUG_RESULTS=str(tmp / "results"))
+    res = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    if res.returncode != 0:
+        raise AssertionError(f"`{cmd}` (ran as `{shlex.join(argv)}`) exited {res.returncode}:\n"
+                             f"{res.stdout[-2000:]}\n{res.stderr[-3000:]}")
+
+
+def doc_commands() -> list[tuple[str, str]]:
+    return [(doc.relative_to(ROOT).as_posix(), c) for doc in DOCS for c in bash_commands(doc.read_text("utf-8"))]
+
+
+@pytest.fixture(scope="module")
+def outdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("docs")
+
+
+# ------------------------------------------------------------------ the extractor itself
+def test_extractor_joins_continuations_and_drops_comments():
+    text = ("prose\n```bash\nmake book   # a comment\n# only a comment\n.venv/bin/hipaug reproduce \\\n"
+            "    --profile default\n```\n```text\nnot a command\n```\n")
+    assert bash_commands(text) == ["make book", ".venv/bin/hipaug reproduce --profile default"]
+
+
+def test_substitution_touches_only_data_paths_profile_and_device(tmp_path):
+    argv = substitute(".venv/bin/hipaug reproduce --profile paper --device cuda --limb-dir /data/limbs "
+                      "--pelvic-dir /data/pelvis --out results", Path("/L"), Path("/P"), tmp_path)
+    assert argv == [".venv/bin/hipaug", "reproduce", "--profile", "smoke", "--device", "cpu", "--limb-dir", "/L",
+                    "--pelvic-dir", "/P", "--out", str(tmp_path / "results")]
+    assert substitute("make book LIMB_DIR=/data/limbs PROFILE=default", Path("/L"), Path("/P"), tmp_path) == \
+        ["make", "book", "LIMB_DIR=/L", "PROFILE=smoke"]
+    assert substitute("hipaug claims --results results/default/phantom", Path("/L"), Path("/P"), tmp_path)[-1] == \
+        str(tmp_path / "results" / "smoke" / "phantom")
+
+
+def test_a_broken_command_fails_the_test(small_folders, tmp_path):
+    limb, pelvic = small_folders
+    with pytest.raises(AssertionError, match=r"exited 2:[\s\S]*unrecognized arguments: --no-such-flag"):
+        run(".venv/bin/hipaug data check /data/pelvis --no-such-flag", limb, pelvic, tmp_path)
+    with pytest.raises(AssertionError, match="unmapped path 'scratch/out'"):
+        run(".venv/bin/hipaug phantom pelvic --out scratch/out --n 4", limb, pelvic, tmp_path)
+
+
+def test_every_command_not_run_is_still_in_the_docs():
+    cmds = [c for _, c in doc_commands()]
+    for cmd, why in NOT_RUN.items():
+        assert cmd in cmds, f"`{cmd}` is listed as not run ({why}) but no longer in {', '.join(d.name for d in DOCS)}"
+    for prefix in SLOW:
+        assert any(c.startswith(prefix) for c in cmds), f"no docs command starts with `{prefix}` any more"
+
+
+# ------------------------------------------------------------------ running them
+_done: set[tuple[str, ...]] = set()
+
+
+def _run_doc(doc: str, small_folders, outdir: Path, slow: bool) -> int:
+    limb, pelvic = small_folders
+    n = 0
+    for d, cmd in doc_commands():
+        if d != doc or cmd in NOT_RUN or cmd.startswith(SLOW) != slow:
+            continue
+        key = tuple(substitute(cmd, limb, pelvic, outdir))
+        if key in _done:  # the same command in both documents runs once
+            continue
+        run(cmd, limb, pelvic, outdir)
+        _done.add(key)
+        n += 1
+    return n
+
+
+@pytest.mark.slow  # papermill and `hipaug reproduce` on the smoke profile: about a minute with a warm cache
+@pytest.mark.parametrize("doc", [d.relative_to(ROOT).as_posix() for d in DOCS])
+def test_docs_commands_run(doc, small_folders, outdir):
+    assert _run_doc(doc, small_folders, outdir, slow=False) > 0, f"{doc}: no command ran"
+
+
+@pytest.mark.book
+def test_whole_book_commands_run(small_folders, outdir):
+    """`make book LIMB_DIR=...` and `python -m hipaug.book --limb-dir ... --out` on the small folders (smoke)."""
+    from bs4 import BeautifulSoup
+
+    from hipaug.book import BUILD, MARKER
+
+    phantom_index = BUILD / "html" / "index.html"
+    before = phantom_index.stat().st_mtime_ns if phantom_index.is_file() else None
+    for doc in DOCS:
+        _run_doc(doc.relative_to(ROOT).as_posix(), small_folders, outdir, slow=True)
+    html = outdir / "mybook"
+    about = json.loads((html / MARKER).read_text())
+    assert about["source"].startswith("custom-") and about["limb_dir"] == str(small_folders[0])
+    assert (BUILD / f"html-{about['source']}" / "index.html").is_file(), "make book wrote no HTML"
+    fp = about["source"].removeprefix("custom-")
+    front = BeautifulSoup((html / "book" / "index.html").read_text("utf-8"), "html.parser").get_text(" ")
+    assert str(small_folders[0]) in front and str(small_folders[1]) in front and "your radiographs" in front
+    for nb in ("01_data", "05_transfer"):
+        page = (html / "book" / "generated" / "notebooks" / f"{nb}.html").read_text("utf-8")
+        assert str(small_folders[1]) in page and "your radiographs" in page, nb
+    findings = (html / "book" / "generated" / "findings.html").read_text("utf-8")
+    assert f"custom-{fp}" in findings, "the findings page is not measured on the custom data"
+    after = phantom_index.stat().st_mtime_ns if phantom_index.is_file() else None
+    assert after == before, "building on other data touched the phantom book"
