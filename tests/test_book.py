@@ -134,3 +134,26 @@ def test_browser_screenshots(built_book):
         assert out.is_file() and out.stat().st_size > 20_000, f"{name}: no screenshot"
         stat = ImageStat.Stat(Image.open(out).convert("L"))
         assert stat.stddev[0] > 10, f"{name}: the screenshot is blank"
+
+
+def test_no_page_loads_a_script_or_stylesheet_from_the_internet(built_book):
+    external = re.compile(r'<(?:script|link)\b[^>]*\b(?:src|href)="(?:https?:)?//[^"]+"', re.I)
+    offenders = {p.relative_to(built_book).as_posix(): external.search(p.read_text(encoding="utf-8")).group(0)
+                 for p in built_book.rglob("*.html") if external.search(p.read_text(encoding="utf-8"))}
+    assert not offenders, f"pages load from the internet: {dict(list(offenders.items())[:3])}"
+
+
+def test_math_is_typeset_with_the_network_off(built_book):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian's chromium is required for the browser check (.ci/run installs it)"
+    page = built_book / "book" / "generated" / "notebooks" / "03_acgan.html"
+    assert r"\[L_D" in page.read_text(encoding="utf-8"), "the AC-GAN page no longer has its loss equations"
+    # --proxy-server to a closed port: every network request fails, as on a machine with no network.
+    res = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                          "--proxy-server=127.0.0.1:9", f"--user-data-dir={SHOTS / '.profile-offline'}",
+                          "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    dom = res.stdout
+    assert "mjx-container" in dom, "MathJax did not typeset the AC-GAN losses with the network off"
+    assert r"\[L_D" not in dom, "raw LaTeX is left on the AC-GAN page"
