@@ -45,3 +45,17 @@ def test_ci_runs_make_test():
 def test_console_script_declared():
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["hipaug"] == "hipaug.cli:main"
+
+
+def test_citation_file_is_cff_and_agrees_with_the_project():
+    root = Path(__file__).resolve().parents[1]
+    cff = yaml.safe_load((root / "CITATION.cff").read_text(encoding="utf-8"))
+    meta = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert cff["cff-version"] == "1.2.0"
+    for key in ("message", "title", "authors"):  # required by CFF 1.2
+        assert cff.get(key), f"CITATION.cff lacks {key}"
+    assert all("name" in a or "family-names" in a for a in cff["authors"])
+    assert str(cff["version"]) == meta["version"] and cff["license"] == meta["license"]
+    paper = [r for r in cff["references"] if str(r.get("doi", "")).lower() == "10.1109/taai48200.2019.8959908"]
+    assert len(paper) == 1 and {a["family-names"] for a in paper[0]["authors"]} == {"Lin", "Chung"}
+    assert (root / "LICENSE").read_text(encoding="utf-8").startswith(f"{meta['license']} License")
