@@ -76,6 +76,7 @@ class Pipeline:
         self.artifacts = Path(artifacts) if artifacts is not None else default_root()
         self._results_root = Path(results) if results is not None else default_results_root()
         self._finetune_dirs: dict[tuple, Path] = {}
+        self._table8: dict[tuple[str, ...], tuple[pd.DataFrame, pd.DataFrame]] = {}
         deterministic(True)
 
     @staticmethod
@@ -348,12 +349,15 @@ class Pipeline:
 
     def table8(self, conditions: tuple[str, ...] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Folds and predictions of every condition (all repeats), recorded in the results store."""
-        conditions = conditions or self.profile.transfer.conditions
-        parts = [self.condition_folds(c, repeat=r) for r in range(self.profile.transfer.repeats) for c in conditions]
-        folds = pd.concat([p[0] for p in parts], ignore_index=True)
-        preds = pd.concat([p[1] for p in parts], ignore_index=True)
-        self.record("table8_folds", folds)
-        return folds, preds
+        conditions = tuple(conditions or self.profile.transfer.conditions)
+        if conditions not in self._table8:  # chapter 5 asks three times: read the artifacts once
+            parts = [self.condition_folds(c, repeat=r) for r in range(self.profile.transfer.repeats) for c in conditions]
+            folds = pd.concat([p[0] for p in parts], ignore_index=True)
+            preds = pd.concat([p[1] for p in parts], ignore_index=True)
+            self.record("table8_folds", folds)
+            self._table8[conditions] = folds, preds
+        folds, preds = self._table8[conditions]
+        return folds.copy(), preds.copy()
 
     # ---------------------------------------------------------------- reporting
     def table8_report(self) -> dict[str, pd.DataFrame]:
