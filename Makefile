@@ -14,14 +14,16 @@ OUT ?=
 ARTIFACTS ?= artifacts
 export HIPAUG_ARTIFACTS := $(abspath $(ARTIFACTS))
 
-.PHONY: venv test test-fast test-slow book book-smoke nbval-refs bench contact-sheet clean help
+.PHONY: venv lint layout test test-fast test-slow book book-smoke nbval-refs bench contact-sheet clean help
 
 help:
 	@echo "make book [PROFILE=default|smoke|paper]   build the Jupyter Book into _build/html"
 	@echo "make book LIMB_DIR=D PELVIC_DIR=D [OUT=D]  the book on your radiographs (_build/html-custom-<fingerprint>)"
 	@echo "make test                                 unit tests, nbval regression, smoke-book checks"
+	@echo "make lint                                 import-linter contracts and ruff (part of make test)"
 	@echo "make test-fast                            unit tests only"
 	@echo "make test-slow                            slow regression tests only (AC-GAN digits conditioning)"
+	@echo "make layout                               refresh the layout diagram in CONTRIBUTING.md"
 	@echo "make nbval-refs                           regenerate tests/notebooks (smoke profile)"
 	@echo "make bench                                benchmarks -> benchmarks/results/"
 
@@ -42,8 +44,13 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.
 
 # Everything: nbval regression runs of the smoke notebooks (tests/notebooks), unit tests
 # (including the slow AC-GAN conditioning check) and the smoke-book build + browser check.
-test: $(STAMP)
+test: $(STAMP) lint
 	HIPAUG_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider $(NBVAL) tests
+
+# The architecture as contracts (pyproject.toml [tool.importlinter]) and no unused imports or names.
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/ruff check --no-cache hipaug tests benchmarks scripts notebooks/*.py
 
 # Unit tests only (seconds to a minute): no notebooks, no book, no slow checks.
 test-fast: $(STAMP)
@@ -58,6 +65,10 @@ book: $(STAMP)
 
 book-smoke:
 	$(MAKE) book PROFILE=smoke
+
+# The layout diagram in CONTRIBUTING.md, from the import contracts and the module docstrings.
+layout: $(STAMP)
+	$(PY) -c "from pathlib import Path; from hipaug.book import layout; layout.refresh(Path('.'))"
 
 nbval-refs: $(STAMP)
 	$(PY) -m hipaug.book --profile smoke --nbval-refs tests/notebooks

@@ -1,7 +1,7 @@
 """Shared helpers of the benchmarks: machine description, load checks, timing, JSONL records.
 
 Every benchmark appends ONE JSON object per run to `benchmarks/results/<name>.jsonl`, the format
-`hipaug.perfpage` renders:
+`hipaug.book.perfpage` renders:
 `{"benchmark", "title", "date" (ISO), "machine", "cpu", "torch", "threads", "loadavg", "rows": [{col: value}], "notes"}`.
 This module is not a benchmark itself (run_all.py lists the benchmarks explicitly).
 """
@@ -200,7 +200,7 @@ def record(name: str, title: str, rows: list[dict], notes: str = "", load: list[
 
 def profile_hashes() -> dict[str, str]:
     """SHA-256 of each built-in profile's YAML file."""
-    from hipaug.perfpage import profile_hashes as hashes
+    from hipaug.book.perfpage import profile_hashes as hashes
 
     return hashes()
 

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_inference.py [--quick]
 
-`hipaug.vgg.predict_proba(model, images, batch_size=256)` on the default profile's VGG-16 over a
+`hipaug.training.predict_proba(model, images, batch_size=256)` on the default profile's VGG-16 over a
 synthetic-pool-sized set of images, against the plain way (eval mode, `torch.no_grad()`, a
 DataLoader-free loop over the same tensor). One warm-up call each, then the best of a few
 interleaved repeats.
@@ -24,7 +24,8 @@ def main(argv=None) -> dict:
     a = ap.parse_args(argv)
     from bench_machine import reference_gflops
     from hipaug.config import load_profile
-    from hipaug.vgg import predict_proba, vgg16
+    from hipaug.models.vgg import vgg16
+    from hipaug.training import predict_proba
 
     prof = load_profile(a.profile, device="cpu")
     ar, S = prof.arch, prof.image_size

@@ -5,8 +5,8 @@
 Each variant is a full optimisation step (forward, backward, Adam) at the default profile's
 sizes on a fixed in-memory batch, timed over several steps after warm-up; variants are
 interleaved round-robin and the best round is kept, so background load hits all alike.
-VGG-16 variants mirror `hipaug.vgg.train_classifier`'s step; AC-GAN variants mirror
-`hipaug.acgan.train_acgan`'s step (D step on a separately generated fake batch, then G step,
+VGG-16 variants mirror `hipaug.training.train_classifier`'s step; AC-GAN variants mirror
+`hipaug.training.gan.train_acgan`'s step (D step on a separately generated fake batch, then G step,
 EMA update) against the public recipe's single G forward per step. `torch.compile` rows report
 the one-off compile time separately.
 """
@@ -66,7 +66,7 @@ def _compile_time(step, compiled: bool) -> dict:
 
 
 def vgg_variants(prof, C: int = 8) -> tuple[dict, float]:
-    from hipaug.vgg import vgg16
+    from hipaug.models.vgg import vgg16
 
     a, S, B = prof.arch, prof.image_size, prof.pretrain.batch_size
     g = torch.Generator().manual_seed(0)
@@ -127,7 +127,8 @@ def vgg_variants(prof, C: int = 8) -> tuple[dict, float]:
 # ----------------------------------------------------------------------------- inference
 
 def infer_variants(prof, C: int = 8, n: int = 1024) -> tuple[dict, float]:
-    from hipaug.vgg import predict_proba, vgg16
+    from hipaug.models.vgg import vgg16
+    from hipaug.training import predict_proba
 
     a, S = prof.arch, prof.image_size
     m = vgg16(C, width=a.width, fc_width=a.fc_width, image_size=S, batch_norm=a.batch_norm, pretrained="never",
@@ -181,7 +182,9 @@ def infer_variants(prof, C: int = 8, n: int = 1024) -> tuple[dict, float]:
 # ----------------------------------------------------------------------------- AC-GAN
 
 def acgan_variants(prof, C: int = 8) -> tuple[dict, dict]:
-    from hipaug.acgan import _ema_update, build_models, discriminator_loss, generator_loss
+    from hipaug.models.acgan import build_models
+    from hipaug.training import discriminator_loss, generator_loss
+    from hipaug.training.gan_ema import ema_update
 
     cfg = prof.acgan
     B, S, L = cfg.batch_size, cfg.image_size, cfg.latent_dim
@@ -189,9 +192,9 @@ def acgan_variants(prof, C: int = 8) -> tuple[dict, dict]:
     real = torch.rand(B, 1, S, S, generator=g) * 2 - 1
     yr = torch.randint(0, C, (B,), generator=g)
 
-    import hipaug.acgan as A
+    import hipaug.training.gan_losses as A
 
-    pair = getattr(A, "_pair_labels", lambda y: y)  # same-class pairs for the mode-seeking term
+    pair = getattr(A, "pair_labels", lambda y: y)  # same-class pairs for the mode-seeking term
     ms_weight = float(getattr(cfg, "mode_seeking", 0.0))
 
     def make(reuse_fake=False, ema=True, channels_last=False, compile_=False, det=True, stats=True, fill=True,
@@ -222,7 +225,7 @@ def acgan_variants(prof, C: int = 8) -> tuple[dict, dict]:
                 return g_st
 
             def step():
-                # train_acgan calls hipaug.utils.deterministic(): deterministic algorithms, and torch then
+                # train_acgan calls hipaug.core.deterministic(): deterministic algorithms, and torch then
                 # also fills every new tensor (fill_uninitialized_memory, on by default).
                 torch.use_deterministic_algorithms(det, warn_only=True)
                 torch.utils.deterministic.fill_uninitialized_memory = fill
@@ -251,7 +254,7 @@ def acgan_variants(prof, C: int = 8) -> tuple[dict, dict]:
                     g_st = g_step(Gf(z2, y2), z2, y2)
                 it[0] += 1
                 if ema:
-                    _ema_update(G_ema, G, cfg.ema_decay, it[0])
+                    ema_update(G_ema, G, cfg.ema_decay, it[0])
                 if stats:
                     acc[:len(d_st) + len(g_st)].add_(torch.cat([d_st, g_st]))
 

@@ -33,8 +33,9 @@ def _count(fn) -> int:
 
 def network_flops(prof, num_classes: int) -> dict:
     """FLOPs per image (VGG train/forward) and per step (AC-GAN) at the profile's sizes, on `meta`."""
-    from hipaug.acgan import build_models, discriminator_loss, generator_loss
-    from hipaug.vgg import VGG16
+    from hipaug.models.acgan import build_models
+    from hipaug.training import discriminator_loss, generator_loss
+    from hipaug.models.vgg import VGG16
 
     a, S, cfg = prof.arch, prof.image_size, prof.acgan
     B = 8  # VGG FLOPs are linear in the batch: count 8 images and divide
@@ -54,7 +55,7 @@ def network_flops(prof, num_classes: int) -> dict:
         yg = torch.randint(0, num_classes, (Bg,))
 
     def gan_step():
-        # hipaug.acgan.train_acgan: n_critic D updates, the last on a fake batch generated with
+        # hipaug.training.gan.train_acgan: n_critic D updates, the last on a fake batch generated with
         # gradients that G's update then reuses (one G forward per step when n_critic == 1).
         for k in range(cfg.n_critic):
             last = k == cfg.n_critic - 1
@@ -76,7 +77,7 @@ def network_flops(prof, num_classes: int) -> dict:
 
 
 def limb_classes(prof) -> int:
-    from hipaug.phantoms import render_limb
+    from hipaug.data.phantoms import render_limb
 
     return len(render_limb(1, image_size=32, seed=0, labels=prof.phantom.limb_labels).class_names)
 

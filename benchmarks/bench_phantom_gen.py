@@ -2,7 +2,7 @@
 
     python benchmarks/bench_phantom_gen.py [--quick]
 
-Times `hipaug.phantoms.render_limb` / `render_pelvic` through `bench_phantoms.bench` (the phantom
+Times `hipaug.data.phantoms.render_limb` / `render_pelvic` through `bench_phantoms.bench` (the phantom
 module's own benchmark; best of 2 seeds) and appends a record to results/phantoms.jsonl.
 """
 
@@ -21,7 +21,7 @@ def _bench(kind: str, n: int, size: int, repeats: int) -> float:
         bench = None
     if bench is not None:
         return bench(kind, n, size, repeats=repeats)
-    from hipaug.phantoms import LIMB_PARTS, render_limb, render_pelvic
+    from hipaug.data.phantoms import LIMB_PARTS, render_limb, render_pelvic
 
     best = float("inf")
     for r in range(repeats):
@@ -44,7 +44,7 @@ def main(argv=None) -> dict:
         n = max(16, int(n64 * (64 / size) ** 2))
         for kind in ("limb", "pelvic"):
             rows.append({"kind": kind, "image size": size, "images": n, "images/s": _bench(kind, n, size, repeats)})
-    notes = (f"numpy renderers (hipaug.phantoms), best of {repeats}; the phantom module's goal is >= 2,000 images/s "
+    notes = (f"numpy renderers (hipaug.data.phantoms), best of {repeats}; the phantom module's goal is >= 2,000 images/s "
              "at 64 px on this 2-core CPU.")
     return bc.record("phantoms", "Phantom generation throughput", rows, notes, load=la, results_dir=a.results)
 

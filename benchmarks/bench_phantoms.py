@@ -2,7 +2,7 @@
 
     python benchmarks/bench_phantoms.py [--n 960] [--sizes 64 128]
 
-Goal (see hipaug.phantoms): >= 2,000 images/s at 64 px on a 2-core CPU. Rendering is numpy,
+Goal (see hipaug.data.phantoms): >= 2,000 images/s at 64 px on a 2-core CPU. Rendering is numpy,
 vectorised over chunks of images; numpy's element-wise kernels run on one core, the blur
 matrix products may use BLAS threads.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from hipaug.phantoms import LIMB_PARTS, render_limb, render_pelvic
+from hipaug.data.phantoms import LIMB_PARTS, render_limb, render_pelvic
 
 
 def bench(kind: str, n: int, size: int, repeats: int = 2) -> float:

@@ -14,7 +14,6 @@ default profile's VGG-16 (width/fc fixed; the adaptive pool follows the size). D
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -27,7 +26,7 @@ _PRELUDE = """
 import json, sys, time
 sys.path.insert(0, %r)
 from bench_common import vm_hwm_mb as rss  # peak RSS since exec (ru_maxrss would include the parent's at fork)
-import torch, hipaug, hipaug.vgg, hipaug.data
+import torch, hipaug, hipaug.models.vgg, hipaug.training, hipaug.data
 base = rss()
 """ % str(BENCH_DIR)
 
@@ -36,7 +35,8 @@ import dataclasses
 from torch.utils.flop_counter import FlopCounterMode
 from hipaug.config import load_profile
 from hipaug.data import from_arrays
-from hipaug.vgg import vgg16, train_classifier
+from hipaug.models.vgg import vgg16
+from hipaug.training import train_classifier
 S, N = %d, %d
 p = load_profile("default", device="cpu")
 a = p.arch
@@ -70,7 +70,7 @@ def main(argv=None) -> list[dict]:
     bc.common_args(ap)
     a = ap.parse_args(argv)
     from hipaug.data import from_arrays, write_dataset
-    from hipaug.phantoms import render_limb
+    from hipaug.data.phantoms import render_limb
 
     sizes = (32, 64, 128)
     n_train = {32: 512, 64: 256, 128: 128} if a.quick else {32: 2048, 64: 1024, 128: 512}

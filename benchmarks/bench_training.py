@@ -2,8 +2,8 @@
 
     python benchmarks/bench_training.py [--quick]
 
-Measures what a user gets: `hipaug.vgg.train_classifier` for a fixed number of epochs on an
-in-memory ImageDataset of limb phantoms, and `hipaug.acgan.train_acgan` for N steps into a fresh
+Measures what a user gets: `hipaug.training.train_classifier` for a fixed number of epochs on an
+in-memory ImageDataset of limb phantoms, and `hipaug.training.gan.train_acgan` for N steps into a fresh
 folder (sample grid and checkpoint only at the end), wall time of the whole call, nothing
 subtracted. Side by side, `plain_loops.py` trains the same networks the tutorial way (DataLoader
 over PNG files, `.item()` every step) with 0 and 2 loader workers. Every run is a fresh
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ def make_data(work: Path, size: int, per_class: int, seed: int = 0) -> tuple[Pat
     """Limb phantoms as a saved tensor file (for hipaug) and a PNG ImageFolder (for the plain loops)."""
     import torch
     from hipaug.data import from_arrays, write_dataset
-    from hipaug.phantoms import render_limb
+    from hipaug.data.phantoms import render_limb
 
     b = render_limb(per_class, image_size=size, seed=seed)
     ds = from_arrays(b.images, b.labels, b.class_names, meta=b.meta)
@@ -59,7 +58,7 @@ def load_data(pt: str):
 # ----------------------------------------------------------------------------- workers (fresh processes)
 
 def _vgg_model(prof, num_classes: int):
-    from hipaug.vgg import vgg16
+    from hipaug.models.vgg import vgg16
 
     a = prof.arch
     return vgg16(num_classes, width=a.width, fc_width=a.fc_width, image_size=prof.image_size,
@@ -81,7 +80,7 @@ def worker(kind: str, pt: str, png: str, n: int, profile: str = "default", worke
     C = len(ds.class_names)
     out: dict = {"kind": kind, "threads": torch.get_num_threads()}
     if kind == "vgg-hipaug":
-        from hipaug.vgg import train_classifier
+        from hipaug.training import train_classifier
 
         model = _vgg_model(prof, C)
         cfg = _vgg_cfg(prof, n)
@@ -98,7 +97,7 @@ def worker(kind: str, pt: str, png: str, n: int, profile: str = "default", worke
         r = train_vgg_plain(model, png, n, cfg.batch_size, cfg.lr, num_workers=workers)
         out.update(images=r["images"], seconds=r["seconds"], steps=r["images"] // cfg.batch_size)
     elif kind == "acgan-hipaug":
-        from hipaug.acgan import train_acgan
+        from hipaug.training import train_acgan
 
         cfg = dataclasses.replace(prof.acgan, steps=n, sample_every=0, checkpoint_every=0, device="cpu")
         with tempfile.TemporaryDirectory() as tmp:
@@ -107,7 +106,7 @@ def worker(kind: str, pt: str, png: str, n: int, profile: str = "default", worke
             dt = time.perf_counter() - t0
         out.update(images=n * cfg.batch_size, seconds=dt, steps=n)
     elif kind == "acgan-plain":
-        from hipaug.acgan import build_models
+        from hipaug.models.acgan import build_models
         from plain_loops import train_acgan_plain
 
         cfg = prof.acgan
@@ -119,7 +118,8 @@ def worker(kind: str, pt: str, png: str, n: int, profile: str = "default", worke
     elif kind == "vgg-width":
         # hipaug's loop on a wider VGG-16: where the same loop meets the utilisation target.
         from torch.utils.flop_counter import FlopCounterMode
-        from hipaug.vgg import train_classifier, vgg16
+        from hipaug.models.vgg import vgg16
+        from hipaug.training import train_classifier
 
         a = prof.arch
         mk = lambda: vgg16(C, width=width, fc_width=fc_width, image_size=prof.image_size,  # noqa: E731
@@ -143,9 +143,10 @@ def flops_worker(pt: str, profile: str = "default") -> dict:
     """FLOPs per training step of each loop, counted on the loops themselves."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
-    from hipaug.acgan import build_models, train_acgan
+    from hipaug.models.acgan import build_models
+    from hipaug.training import train_acgan
     from hipaug.config import load_profile
-    from hipaug.vgg import train_classifier
+    from hipaug.training import train_classifier
     from plain_loops import acgan_plain_step_fn
 
     prof = load_profile(profile, device="cpu")
@@ -214,7 +215,7 @@ def width_record(a, prof, pt: str, png: str) -> dict:
     reach = [f"{r['width']:g}" for r in rows if r["utilization"] >= TARGET_UTILIZATION]
     verdict = (f"Utilisation reaches the {TARGET_UTILIZATION} target at width(s) {', '.join(reach)}."
                if reach else f"No width measured here reaches the {TARGET_UTILIZATION} utilisation target.")
-    notes = (f"hipaug.vgg.train_classifier (one epoch, no validation, wall time of the call) on {prof.image_size}-px "
+    notes = (f"hipaug.training.train_classifier (one epoch, no validation, wall time of the call) on {prof.image_size}-px "
              f"limb phantoms, batch {prof.pretrain.batch_size}, VGG-16 at channel widths {widths[0][0]:g} (the default "
              f"profile's is {prof.arch.width:g}) to {widths[-1][0]:g} (1 = torchvision's), same loop otherwise. {verdict} "
              f"{bc.utilisation_note(ref)}")

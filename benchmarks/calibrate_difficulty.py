@@ -5,7 +5,7 @@ For each difficulty, render ``--n`` AP pelvis phantoms at 64 px (half fractures)
 batch 16, 20 epochs, no augmentation, no pre-training) and report held-out accuracy and ROC AUC (scikit-learn), over
 ``--seeds`` repetitions (each with its own phantom seed, split and initialisation).
 
-Target band at the default difficulty=1.0 (see hipaug.phantoms): accuracy ~0.65-0.85 and AUC
+Target band at the default difficulty=1.0 (see hipaug.data.phantoms): accuracy ~0.65-0.85 and AUC
 below ~0.92, i.e. clearly better than chance but far from perfect, so that pre-training on
 limb phantoms has room to help.
 
@@ -24,7 +24,7 @@ from sklearn.metrics import accuracy_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from hipaug.phantoms import render_pelvic
+from hipaug.data.phantoms import render_pelvic
 
 
 class PlainCNN(nn.Module):

@@ -1,6 +1,6 @@
 """Training loops written the way public recipes write them: the baseline hipaug must not lose to.
 
-Same networks as hipaug (hipaug.vgg.VGG16, hipaug.acgan.Generator / Discriminator), same batch
+Same networks as hipaug (hipaug.models.vgg.VGG16, hipaug.models.acgan.Generator / Discriminator), same batch
 size, eager PyTorch, but the data come from a `torch.utils.data.DataLoader` over a
 `torchvision.datasets.ImageFolder` of PNG files decoded every epoch by torchvision transforms,
 the optimiser is `torch.optim.Adam` with its CPU defaults, and every step calls `.item()` for

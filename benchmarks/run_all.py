@@ -5,7 +5,7 @@
 Each benchmark runs in its own process (no torch state such as thread counts or deterministic
 flags leaks from one into the next) and is runnable alone: `python benchmarks/bench_<name>.py`.
 Without `--quick` the pipeline benchmark also reproduces the default profile (many minutes on
-2 cores). The book's Performance appendix (hipaug.perfpage) shows the latest record of each.
+2 cores). The book's Performance appendix (hipaug.book.perfpage) shows the latest record of each.
 """
 
 from __future__ import annotations

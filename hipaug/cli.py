@@ -10,8 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __version__
-from .errors import HipaugError
+from hipaug import __version__
+from hipaug.errors import HipaugError
 
 
 def _add_seed(p: argparse.ArgumentParser, default: int | None = 0) -> None:
@@ -24,6 +24,13 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"hipaug {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    _add_data_commands(sub)
+    _add_step_commands(sub)
+    _add_run_commands(sub)
+    return ap
+
+
+def _add_data_commands(sub) -> None:
     ph = sub.add_parser("phantom", help="render phantom radiographs into a dataset folder")
     phs = ph.add_subparsers(dest="kind", required=True, metavar="KIND")
     pl = phs.add_parser("limb", help="limb radiographs (part x fracture classes)")
@@ -50,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     dc.add_argument("--pelvic", action="store_true", help="check as the pelvic set: exactly two classes, one of them --positive-class")
     dc.add_argument("--positive-class", default="fracture", help="the pelvic positive class, with --pelvic (default: %(default)s)")
 
+
+def _add_step_commands(sub) -> None:
     tg = sub.add_parser("train-gan", help="train the AC-GAN on a dataset folder")
     tg.add_argument("--data", required=True, type=Path, help="training dataset folder")
     tg.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, history, samples)")
@@ -85,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--threshold", type=float, help="keep if P(generated class) >= T (default: the profile's rule)")
     g.add_argument("--top-k", type=int, help="keep the K best-scored images per class (default: the profile's rule)")
 
+
+def _add_run_commands(sub) -> None:
     rp = sub.add_parser("reproduce", help="run the whole pipeline and write the Table VIII analogue")
     rp.add_argument("--profile", default="default", help="smoke | default | paper | path to a YAML profile")
     rp.add_argument("--limb-dir", type=Path, help="real limb dataset folder (default: phantoms)")
@@ -109,7 +120,6 @@ def _parser() -> argparse.ArgumentParser:
     cl.add_argument("--note", type=Path, default=None, help="the annotated note the ledger refers to")
 
     sub.add_parser("profiles", help="list the built-in profiles")
-    return ap
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,45 +141,182 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+# ------------------------------------------------------------------ handlers (one per command)
+def _phantom(args: argparse.Namespace) -> int:
+    from hipaug.data import phantoms
+
+    if args.kind == "limb":
+        out = phantoms.write_limb_dataset(args.out, per_class=args.per_class, image_size=args.image_size,
+                                          seed=args.seed, labels=args.labels, difficulty=args.difficulty,
+                                          parts=args.parts)
+    else:
+        out = phantoms.write_pelvic_dataset(args.out, n=args.n, fracture_rate=args.fracture_rate,
+                                            image_size=args.image_size, seed=args.seed, difficulty=args.difficulty)
+    print(f"wrote {out}")
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    from hipaug.data import check_dataset
+
+    print(check_dataset(args.dir, image_size=args.image_size,
+                        positive_class=args.positive_class if args.pelvic else None).to_text())
+    return 0
+
+
+def _profiles(args: argparse.Namespace) -> int:
+    from hipaug.config import list_profiles
+
+    print("\n".join(list_profiles()))
+    return 0
+
+
+def _profile_for(args: argparse.Namespace, image_size: int | None = None):
+    """The profile named by --profile with the command's --image-size/--device/--seed applied."""
+    from hipaug.config import load_profile
+
+    return load_profile(args.profile, device=getattr(args, "device", None), seed=args.seed, image_size=image_size)
+
+
+def _train_gan(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from hipaug.data import load_dataset
+    from hipaug.training import train_acgan
+
+    p = _profile_for(args, args.image_size)
+    changes = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size)) if v is not None}
+    if args.device:
+        changes["device"] = args.device
+    cfg = dataclasses.replace(p.acgan, **changes)
+    ds = load_dataset(args.data, image_size=p.image_size)
+    run = train_acgan(cfg, ds, args.out, args.seed, resume=args.resume)
+    print(f"trained {run.step} steps on {len(ds)} images ({len(ds.class_names)} classes): {args.out}")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from hipaug.errors import ConfigError
+    from hipaug.training import sample_to_folder
+
+    if args.per_class < 1:
+        raise ConfigError(f"--per-class={args.per_class} must be >= 1")
+    out = sample_to_folder(args.run, args.out, args.per_class, args.seed)
+    print(f"wrote {out}")
+    return 0
+
+
+def _train_classifier(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from hipaug.data import load_dataset
+    from hipaug.method.transfer import build_model
+    from hipaug.models import save_model
+    from hipaug.training import train_classifier
+
+    p = _profile_for(args, args.image_size)
+    cfg = p.filter_train
+    if args.epochs is not None:
+        cfg = dataclasses.replace(cfg, epochs=args.epochs)
+    if args.device:
+        cfg = dataclasses.replace(cfg, device=args.device)
+    ds = load_dataset(args.data, image_size=p.image_size)
+    model = build_model(p.arch, len(ds.class_names), ds.image_size, args.seed)
+    res = train_classifier(model, ds, cfg, seed=args.seed, run_dir=args.out)
+    save_model(res.model, Path(args.out) / "model.pt", {"class_names": list(ds.class_names), "seed": args.seed,
+                                                         "data_fingerprint": ds.fingerprint})
+    best = res.history.loc[res.history["epoch"] == res.best_epoch].iloc[0]
+    print(f"best epoch {res.best_epoch}: val_acc={best.get('val_acc', float('nan')):.3f}; saved {args.out}/model.pt")
+    return 0
+
+
+def _filter(args: argparse.Namespace) -> int:
+    from hipaug.config import load_profile
+    from hipaug.data import load_dataset
+    from hipaug.errors import ConfigError
+    from hipaug.method.filter import filter_synthetic, rule_for, write_filter_result
+    from hipaug.models import load_model
+
+    # The profile's rule unless --threshold/--top-k is given (no separate CLI default to drift).
+    threshold, top_k = rule_for(load_profile(args.profile).filter, args.threshold, args.top_k)
+    model_path = Path(args.classifier) / "model.pt"
+    if not model_path.is_file():
+        raise ConfigError(f"--classifier {args.classifier}: no model.pt (train one with `hipaug train-classifier`)")
+    model, extra = load_model(model_path, return_extra=True)
+    classes = tuple(extra.get("class_names") or ())
+    if not classes:
+        raise ConfigError(f"{model_path}: the checkpoint records no class names")
+    synthetic = load_dataset(args.synthetic, image_size=int(model.config["image_size"]))
+    result = filter_synthetic(model, classes, synthetic, threshold=threshold, top_k=top_k)
+    write_filter_result(result, args.out)
+    print(result.acceptance.round(3).to_string())
+    print(f"kept {len(result.selected)} of {len(synthetic)} synthetic images: {args.out}")
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    import time
+
+    from hipaug.core import atomic_write_text
+    from hipaug.evaluation import format_mean_sd
+    from hipaug.pipeline import Pipeline
+
+    t0 = time.perf_counter()
+    pipe = Pipeline(args.profile, args.limb_dir, args.pelvic_dir, artifacts=args.artifacts, device=args.device,
+                    seed=args.seed, results=args.out).check_data()
+    report = pipe.table8_report()
+    table = format_mean_sd(report["summary"])
+    out = pipe.results_dir
+    atomic_write_text(out / "table8.csv", table.to_csv())
+    md = ["# Table VIII analogue", "", f"profile `{pipe.profile.name}`, data `{pipe.source}`, seed {pipe.seed}", "",
+          table.to_markdown() if hasattr(table, "to_markdown") else table.to_string(), ""]
+    atomic_write_text(out / "table8.md", "\n".join(md))
+    print(table.to_string())
+    if not report["tests"].empty:
+        print()
+        print(report["tests"].round(4).to_string(index=False))
+    print(f"\nwrote {out}/table8.csv and table8.md in {time.perf_counter() - t0:.0f}s")
+    return 0
+
+
+def _literature(args: argparse.Namespace) -> int:
+    from hipaug.book import literature as lit
+    from hipaug.errors import ConfigError
+
+    with lit.quiet_log():  # the summary prints every warning: keep logging's copies off stderr
+        if args.vault is not None:
+            if args.note is not None or args.bib:
+                raise ConfigError("literature: give either NOTE or --vault DIR, not both (--bib needs NOTE)")
+            if args.out is None:
+                raise ConfigError("literature: --vault needs --out DIR")
+            print(lit.import_vault(args.vault, args.out, vault_root=args.vault_root).summary())
+            return 0
+        if args.note is None:
+            raise ConfigError("literature: give a NOTE.md (with --out PAGE.md or --bib) or --vault DIR --out DIR")
+        note = lit.read_note(args.note)  # before the option checks: a non-note is the error reported
+        if args.bib:
+            if args.out is not None:
+                raise ConfigError("literature: --bib prints the entry; do not combine it with --out")
+            sys.stdout.write(lit.note_to_bibtex(note))
+            return 0
+        if args.out is None:
+            raise ConfigError("literature: --out PAGE.md is required (or --bib to print the BibTeX entry)")
+        print(lit.import_note(note, args.out, vault_root=args.vault_root).summary())
+        return 0
+
+
+def _claims(args: argparse.Namespace) -> int:
+    from hipaug.book.claims import claims_report, default_ledger
+
+    text, status = claims_report(args.results, args.ledger or default_ledger(), args.note)
+    print(text, file=sys.stderr if status else sys.stdout)
+    return status
+
+
+HANDLERS = {"phantom": _phantom, "data": _data, "profiles": _profiles, "train-gan": _train_gan, "sample": _sample,
+            "train-classifier": _train_classifier, "filter": _filter, "reproduce": _reproduce,
+            "literature": _literature, "claims": _claims}
+
+
 def _dispatch(args: argparse.Namespace) -> int:
-    cmd = args.command
-    if cmd == "phantom":
-        from . import phantoms
-
-        if args.kind == "limb":
-            out = phantoms.write_limb_dataset(args.out, per_class=args.per_class, image_size=args.image_size,
-                                              seed=args.seed, labels=args.labels, difficulty=args.difficulty,
-                                              parts=args.parts)
-        else:
-            out = phantoms.write_pelvic_dataset(args.out, n=args.n, fracture_rate=args.fracture_rate,
-                                                image_size=args.image_size, seed=args.seed, difficulty=args.difficulty)
-        print(f"wrote {out}")
-        return 0
-    if cmd == "data":
-        from .data import check_dataset
-
-        print(check_dataset(args.dir, image_size=args.image_size,
-                            positive_class=args.positive_class if args.pelvic else None).to_text())
-        return 0
-    if cmd == "profiles":
-        from .config import list_profiles
-
-        print("\n".join(list_profiles()))
-        return 0
-    if cmd in ("train-gan", "sample", "train-classifier", "filter", "reproduce"):
-        from . import pipeline
-
-        return getattr(pipeline, "cli_" + cmd.replace("-", "_"))(args)
-    if cmd == "literature":
-        from . import literature
-
-        return literature.run(note=args.note, out=args.out, vault=args.vault, vault_root=args.vault_root, bib=args.bib)
-    if cmd == "claims":
-        from . import claims
-
-        return claims.cli(results=args.results, ledger=args.ledger, note=args.note)
-    raise AssertionError(cmd)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return HANDLERS[args.command](args)

@@ -16,12 +16,15 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
-from .utils import check_image_size
+from hipaug.core import check_image_size
+from hipaug.errors import ConfigError
+from hipaug.method.conditions import CONDITIONS
+from hipaug.models.vgg import ArchSpec
+from hipaug.training.augment import AugmentConfig
+from hipaug.training.classifier_config import TrainConfig
+from hipaug.training.gan_config import ACGANConfig
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
-CONDITIONS = ("scratch", "classic", "without_gan", "with_gan", "unfiltered_gan")
-PAPER_CONDITIONS = ("without_gan", "with_gan")
 
 
 @dataclass(frozen=True)
@@ -32,21 +35,10 @@ class PhantomSpec:
     limb_labels: str = "part+fracture"  # limb class scheme: part | fracture | part+fracture
     pelvic_n: int = 400  # pelvic radiographs (paper: unknown count)
     fracture_rate: float = 0.5  # share of pelvic images with a hip fracture
-    difficulty: float = 1.0  # pelvic fracture conspicuity: higher = subtler (see hipaug.phantoms)
+    difficulty: float = 1.0  # pelvic fracture conspicuity: higher = subtler (see hipaug.data.phantoms)
     limb_difficulty: float = 1.0  # limb fracture conspicuity, the same knob for the limb renderer
     limb_parts: tuple[str, ...] | None = None  # body parts rendered (None: all of phantoms.LIMB_PARTS); a
     #   subset leaves out a part whose fractures the image size cannot show (two classes per part)
-
-
-@dataclass(frozen=True)
-class ArchSpec:
-    """The VGG-16 used everywhere (filter, pre-training, fine-tuning)."""
-
-    width: float = 0.25  # channel multiplier of configuration D (paper: full VGG-16, width 1)
-    fc_width: int = 256  # units in the two hidden FC layers (torchvision: 4096)
-    batch_norm: bool = True  # vgg16_bn variant: narrow VGGs train unreliably from scratch without BN
-    dropout: float = 0.5  # dropout in the FC layers, as in VGG
-    pretrained: str = "never"  # ImageNet weights: never | auto (only if in the local torch cache)
 
 
 @dataclass(frozen=True)
@@ -124,11 +116,11 @@ class Profile:
     device: str  # auto | cpu | cuda
     phantom: PhantomSpec  # phantom data sizes (ignored for real folders)
     arch: ArchSpec  # VGG-16 architecture shared by all classifiers
-    acgan: Any  # hipaug.acgan.ACGANConfig
-    filter_train: Any  # hipaug.vgg.TrainConfig for the realism filter classifier
+    acgan: ACGANConfig  # the AC-GAN and its training loop
+    filter_train: TrainConfig  # training of the realism filter classifier
     filter: FilterSpec  # the selection rule
-    pretrain: Any  # hipaug.vgg.TrainConfig for limb pre-training (all conditions)
-    finetune: Any  # hipaug.vgg.TrainConfig for pelvic fine-tuning (all conditions)
+    pretrain: TrainConfig  # limb pre-training (all conditions)
+    finetune: TrainConfig  # pelvic fine-tuning (all conditions)
     transfer: TransferSpec  # conditions and folds
     quality: QualitySpec = field(default_factory=QualitySpec)  # evaluation settings
     ablation: AblationSpec = field(default_factory=AblationSpec)  # the ablations of chapter 6
@@ -171,9 +163,6 @@ def _build(cls: type, section: str, values: Any) -> Any:
 
 def load_profile(name_or_path: str | Path, **overrides: Any) -> Profile:
     """Load a built-in profile by name or a YAML file by path; `overrides` replace top-level values."""
-    from .acgan import ACGANConfig
-    from .vgg import TrainConfig
-    from .augment import AugmentConfig
 
     path = Path(name_or_path)
     if not (path.suffix in (".yaml", ".yml") and path.is_file()):
@@ -245,7 +234,7 @@ def validate(p: Profile) -> None:
         if not 0.0 <= t <= 1.0:
             raise ConfigError(f"ablation.thresholds: {t} must be in [0, 1]")
     if p.phantom.limb_parts is not None:
-        from .phantoms import LIMB_PARTS
+        from hipaug.data.phantoms import LIMB_PARTS
 
         bad = [x for x in p.phantom.limb_parts if x not in LIMB_PARTS]
         if bad or not p.phantom.limb_parts:

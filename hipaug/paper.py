@@ -1,16 +1,14 @@
 """What Lin & Chung (2019) reported, quoted (not measured) for side-by-side display.
 
 Source: the paper's Table VIII (five-fold cross-validation, mean +- SD, percent), as
-summarised in the project's PAPER.md. The paper reports no AUC. These numbers are the
+summarised in the project's PAPER.md (citekey linMedicalDataAugmentation2019,
+DOI 10.1109/TAAI48200.2019.8959908). The paper reports no AUC. These numbers are the
 paper's; everything hipaug shows beside them is computed by the pipeline.
 """
 
 from __future__ import annotations
 
 import pandas as pd
-
-CITEKEY = "linMedicalDataAugmentation2019"
-DOI = "10.1109/TAAI48200.2019.8959908"
 
 # condition -> metric -> (mean %, SD %), quoted from Table VIII.
 TABLE8 = {
@@ -26,12 +24,6 @@ def paper_table8() -> pd.DataFrame:
     rows = [{"condition": c, "metric": m, "mean": mean, "sd": sd, "significant": TABLE8_SIGNIFICANT[m]}
             for c, metrics in TABLE8.items() for m, (mean, sd) in metrics.items()]
     return pd.DataFrame(rows)
-
-
-def paper_direction(metric: str) -> float:
-    """Sign of the paper's with-GAN minus without-GAN difference for a metric."""
-    a, b = TABLE8["with_gan"][metric][0], TABLE8["without_gan"][metric][0]
-    return float((a > b) - (a < b))
 
 
 def paper_difference(metric: str, a: str = "with_gan", b: str = "without_gan") -> float | None:

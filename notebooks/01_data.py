@@ -32,10 +32,10 @@ artifacts = None  # None: $HIPAUG_ARTIFACTS, else artifacts/ of the hipaug check
 import pandas as pd
 from IPython.display import Markdown, display
 
-from hipaug import plots
+from hipaug.book import plots
 from hipaug.data import patient_kfold
-from hipaug.notebook import card_markdown, data_summary, setup
-from hipaug.prose import describe_cv, describe_phantom
+from hipaug.book.notebook import card_markdown, data_summary, setup
+from hipaug.book.prose import describe_cv, describe_phantom
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
 limb, pelvic = pipe.limb, pipe.pelvic

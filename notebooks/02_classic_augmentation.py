@@ -35,11 +35,11 @@ import pandas as pd
 import torch
 from IPython.display import Markdown
 
-from hipaug import plots
-from hipaug.augment import AugmentConfig, classic_augment
-from hipaug.evaluate import METRICS, paired_tests, summarize
-from hipaug.notebook import data_summary, setup
-from hipaug.prose import comparison_table, describe_classic
+from hipaug.book import plots
+from hipaug.training.augment import AugmentConfig, classic_augment
+from hipaug.evaluation import METRICS, paired_tests, summarize
+from hipaug.book.notebook import data_summary, setup
+from hipaug.book.prose import comparison_table, describe_classic
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
 aug_cfg = pipe.profile.pretrain.augment or AugmentConfig()

@@ -51,9 +51,12 @@ import dataclasses
 import pandas as pd
 from IPython.display import Markdown
 
-from hipaug import acgan, plots
-from hipaug.notebook import data_summary, setup
-from hipaug.prose import describe_acgan
+from hipaug.models import acgan
+from hipaug.training import read_history
+
+from hipaug.book import plots
+from hipaug.book.notebook import data_summary, setup
+from hipaug.book.prose import describe_acgan
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
 cfg = pipe.profile.acgan
@@ -88,7 +91,7 @@ print(D)
 
 # %%
 run_dir = pipe.gan.path
-history = acgan.read_history(run_dir)
+history = read_history(run_dir)
 fig = plots.gan_history(history)
 plots.plt.show()
 

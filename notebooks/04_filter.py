@@ -37,12 +37,12 @@ import pandas as pd
 from IPython.display import Markdown
 from sklearn.metrics import confusion_matrix
 
-from hipaug import plots
-from hipaug.evaluate import gan_test_accuracy
-from hipaug.filter import filter_from_probs
-from hipaug.notebook import data_summary, setup
-from hipaug.prose import describe_filter
-from hipaug.vgg import predict_proba
+from hipaug.book import plots
+from hipaug.evaluation import gan_test_accuracy
+from hipaug.method.filter import filter_from_probs
+from hipaug.book.notebook import data_summary, setup
+from hipaug.book.prose import describe_filter
+from hipaug.training import predict_proba
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
 model, history, _ = pipe.limb_classifier

@@ -37,11 +37,11 @@ artifacts = None
 import pandas as pd
 from IPython.display import Markdown
 
-from hipaug import plots
-from hipaug.evaluate import METRICS, PAPER_METRICS, format_mean_sd, training_stability
-from hipaug.notebook import data_summary, setup
+from hipaug.book import plots
+from hipaug.evaluation import METRICS, PAPER_METRICS, format_mean_sd, training_stability
+from hipaug.book.notebook import data_summary, setup
 from hipaug.paper import paper_table8
-from hipaug.prose import comparison_table, describe_operating_point, describe_cv, describe_finetune, describe_power, describe_pretrain
+from hipaug.book.prose import comparison_table, describe_operating_point, describe_cv, describe_finetune, describe_power, describe_pretrain
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
 report = pipe.table8_report()
@@ -72,7 +72,7 @@ folds[["condition", "repeat", "fold", "n_test", *METRICS]].round(3)
 # predictor). The thresholds come from `book/claims.yml`.
 
 # %%
-from hipaug.claims import check_learned, load_ledger
+from hipaug.book.claims import check_learned, load_ledger
 
 pre = load_ledger().preconditions
 learned = pd.DataFrame([{"condition": c, "check": r.quantity, "measured": r.value, "threshold": r.threshold,

@@ -27,13 +27,12 @@ artifacts = None
 # %%
 import numpy as np
 import pandas as pd
-import torch
 from IPython.display import Markdown
 
-from hipaug import plots
-from hipaug.evaluate import METRICS, grad_cam, summarize
-from hipaug.notebook import data_summary, setup
-from hipaug.prose import describe_ablation
+from hipaug.book import plots
+from hipaug.evaluation import METRICS, grad_cam, summarize
+from hipaug.book.notebook import data_summary, setup
+from hipaug.book.prose import describe_ablation
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from hipaug.phantoms import LIMB_PARTS, render_limb, render_pelvic
+from hipaug.data.phantoms import render_limb, render_pelvic
 
 
 def _tile(img: np.ndarray, scale: int, text: str, mark=None) -> Image.Image:

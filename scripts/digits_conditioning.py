@@ -25,9 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hipaug import acgan, data
+from hipaug import data
+from hipaug.core import write_json
 from hipaug.errors import HipaugError
-from hipaug.utils import write_json
+from hipaug.training import ACGANConfig, sample_dataset, save_grid, train_acgan
 
 
 def load_digits_32(seed: int = 0, test_size: float = 0.25):
@@ -70,7 +71,7 @@ def evaluate(run_dir: Path, train, x_test: np.ndarray, y_test: np.ndarray, per_c
     x_train = train.images.flatten(1).numpy()
     y_train = train.labels.numpy()
     clf = fit_classifier(x_train, y_train)
-    gen = acgan.sample_dataset(run_dir, per_class, seed=seed + 1)
+    gen = sample_dataset(run_dir, per_class, seed=seed + 1)
     xg = gen.images.flatten(1).numpy()
     yg = gen.labels.numpy()
     pred = clf.predict(xg)
@@ -114,9 +115,9 @@ def run(
         log_every=100, sample_every=500, checkpoint_every=500, device="cpu",
     )
     kw.update(overrides)
-    cfg = acgan.ACGANConfig(**kw)
+    cfg = ACGANConfig(**kw)
     t0 = time.perf_counter()
-    run_ = acgan.train_acgan(cfg, train, run_dir, seed=seed, resume=True)
+    run_ = train_acgan(cfg, train, run_dir, seed=seed, resume=True)
     train_s = time.perf_counter() - t0
     res = evaluate(run_dir, train, x_test, y_test, per_class, seed)
     res["train_seconds"] = train_s
@@ -126,7 +127,7 @@ def run(
     imgs, labs = res.pop("samples"), res.pop("sample_labels")
     ncol = min(per_class, 10)
     pick = torch.cat([torch.nonzero(labs == c).flatten()[:ncol] for c in range(10)])
-    acgan.save_grid(imgs[pick], grid_path, nrow=ncol)
+    save_grid(imgs[pick], grid_path, nrow=ncol)
     res["grid"] = str(grid_path)
     write_json(out / "digits_conditioning.json", res)
     return res

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from hipaug import artifacts
-from hipaug.artifacts import fingerprint, load_or_run
+from hipaug.core import artifacts
+from hipaug.core.artifacts import fingerprint, load_or_run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +86,7 @@ def test_fingerprint_is_order_independent_for_dicts_and_sensitive_to_values():
 def test_default_root_is_the_checkouts_cache_from_any_folder_inside_it(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from hipaug.artifacts import default_root
+    from hipaug.core.artifacts import default_root
     from hipaug.pipeline import default_results_root
 
     repo = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from hipaug.augment import AugmentConfig, affine_theta, classic_augment
+from hipaug.training.augment import AugmentConfig, affine_theta, classic_augment
 from hipaug.errors import ConfigError
 
 ZERO = dict(hflip=0.0, vflip=0.0, rotation=0.0, scale=(1.0, 1.0), translate=0.0, brightness=0.0, contrast=0.0)
@@ -118,7 +118,7 @@ def test_config_dict_round_trip():
 
 # ------------------------------------------------------------------ DiffAugment
 def test_diff_augment_is_seeded_differentiable_and_off_when_empty():
-    from hipaug.augment import check_diffaug, diff_augment
+    from hipaug.training.augment import check_diffaug, diff_augment
 
     ops = check_diffaug("brightness, contrast,translation,cutout")
     assert ops == ("brightness", "contrast", "translation", "cutout")
@@ -135,7 +135,7 @@ def test_diff_augment_is_seeded_differentiable_and_off_when_empty():
 
 
 def test_diff_augment_translation_shifts_and_cutout_masks_half_the_side():
-    from hipaug.augment import diff_augment
+    from hipaug.training.augment import diff_augment
 
     x = torch.ones(64, 1, 16, 16)
     cut = diff_augment(x, ("cutout",), torch.Generator().manual_seed(0))
@@ -148,7 +148,7 @@ def test_diff_augment_translation_shifts_and_cutout_masks_half_the_side():
 
 
 def test_check_diffaug_names_the_bad_operation():
-    from hipaug.augment import check_diffaug
+    from hipaug.training.augment import check_diffaug
     from hipaug.errors import ConfigError
 
     with pytest.raises(ConfigError, match="colour"):

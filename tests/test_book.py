@@ -90,7 +90,7 @@ def test_citations_resolve(built_book):
 def test_annotation_page_has_every_highlight_with_a_verdict(built_book):
     from bs4 import BeautifulSoup
 
-    from hipaug.literature import read_note
+    from hipaug.book.literature import read_note
 
     note = read_note(ROOT / "book" / "literature" / "linMedicalDataAugmentation2019.md")
     page = built_book / "book" / "generated" / "annotations.html"
@@ -108,7 +108,7 @@ def test_annotation_page_has_every_highlight_with_a_verdict(built_book):
 
 
 def test_findings_page_lists_every_claim(built_book):
-    from hipaug.claims import load_ledger
+    from hipaug.book.claims import load_ledger
 
     text = _text(built_book / "book" / "generated" / "findings.html")
     for c in load_ledger(ROOT / "book" / "claims.yml").claims:

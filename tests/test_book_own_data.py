@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from hipaug import book
+from hipaug.book import build as book
 from hipaug.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_notebook_key_follows_data_and_folders():
-    src = book.notebook_sources()[0]
+    src = book.notebook_sources(ROOT)[0]
     params = {"profile": "smoke", "limb_dir": "/a", "pelvic_dir": "/b"}
     data = {"limb": "f1", "pelvic": "f2"}
     key = book.notebook_key(src, params, "lib", data)
@@ -69,11 +69,9 @@ def _one_error_line(err: str, needle: str) -> None:
 
 @pytest.fixture
 def isolated_build(tmp_path, monkeypatch):
-    """book.py's _build folders moved into tmp_path, with a previously built book in place."""
+    """The build's _build folder moved into tmp_path, with a previously built book in place."""
     build = tmp_path / "_build"
-    monkeypatch.setattr(book, "BUILD", build)
-    monkeypatch.setattr(book, "STAGE", build / "stage")
-    monkeypatch.setattr(book, "NB_CACHE", build / "nbcache")
+    monkeypatch.setattr(book, "build_dir", lambda root: build)
     monkeypatch.setenv("HIPAUG_RESULTS", str(tmp_path / "results"))
     (build / "html").mkdir(parents=True)
     (build / "html" / "index.html").write_text("the previous book")
@@ -127,42 +125,42 @@ def test_replace_tree_swaps_a_book_and_refuses_a_foreign_folder(tmp_path):
     (new / "index.html").write_text("new")
     (new / book.MARKER).write_text("{}")
     out = tmp_path / "out"
-    book.replace_tree(new, out)
+    book.replace_tree(new, out, tmp_path / "_build")
     assert (out / "index.html").read_text() == "new"
     (new / "index.html").write_text("newer")
-    book.replace_tree(new, out)  # a previous hipaug book is replaced whole
+    book.replace_tree(new, out, tmp_path / "_build")  # a previous hipaug book is replaced whole
     assert (out / "index.html").read_text() == "newer"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "out"], "a temporary folder was left behind"
     foreign = tmp_path / "documents"
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("precious")
     with pytest.raises(book.HipaugError, match="not a hipaug book"):
-        book.replace_tree(new, foreign)
+        book.replace_tree(new, foreign, tmp_path / "_build")
     assert (foreign / "thesis.tex").read_text() == "precious"
 
 
 def test_stage_mirrors_the_book_sources_and_keeps_unchanged_files(tmp_path):
     stage = tmp_path / "stage"
-    book.stage_sources(stage)
+    book.stage_sources(ROOT, stage)
     assert (stage / "_toc.yml").is_file() and (stage / "book" / "index.md").is_file()
     assert not (stage / "book" / "generated").exists(), "generated pages are written per build, never mirrored"
     (stage / "book" / "stale.md").write_text("removed from book/")
     (stage / "book" / "generated").mkdir()
     (stage / "book" / "generated" / "findings.md").write_text("this build's page")
     mtime = (stage / "book" / "index.md").stat().st_mtime_ns
-    book.stage_sources(stage)
+    book.stage_sources(ROOT, stage)
     assert not (stage / "book" / "stale.md").exists()
     assert (stage / "book" / "generated" / "findings.md").read_text() == "this build's page"
     assert (stage / "book" / "index.md").stat().st_mtime_ns == mtime, "an unchanged page was rewritten"
 
 
 def test_default_outputs_are_per_source():
-    assert book.default_out("phantom") == book.BUILD / "html"
-    assert book.default_out("custom-0123456789") == book.BUILD / "html-custom-0123456789"
+    assert book.default_out(ROOT, "phantom") == ROOT / "_build" / "html"
+    assert book.default_out(ROOT, "custom-0123456789") == ROOT / "_build" / "html-custom-0123456789"
 
 
 def test_data_summary_names_folders_fingerprints_classes_and_counts(small_folders):
-    from hipaug.notebook import data_summary_text
+    from hipaug.book.notebook import data_summary_text
     from hipaug.pipeline import Pipeline
 
     limb, pelvic = small_folders

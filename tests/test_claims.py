@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from hipaug import claims
-from hipaug.claims import Check, Claim, aggregate, check_against_note, evaluate, load_ledger
+from hipaug.book import claims
+from hipaug.book.claims import Check, Claim, aggregate, check_against_note, evaluate, load_ledger
 from hipaug.cli import main
 from hipaug.errors import ConfigError
-from hipaug.evaluate import paired_test
-from hipaug.literature import read_note
+from hipaug.evaluation import paired_test
+from hipaug.book.literature import read_note
 
 ROOT = Path(__file__).resolve().parents[1]
 LEDGER = ROOT / "book" / "claims.yml"
@@ -45,7 +45,7 @@ def quality(real_val_accuracy: float = 0.9, n_accepted: int = 200, n_real_train:
 
 def ledger_of(*tests: Check, **claim_kw) -> claims.Ledger:
     return claims.Ledger(note=Path("x"), claims=[Claim(id="c", match="x", kind="testable", title="c", tests=tests,
-                                                       **claim_kw)])
+                                                       **claim_kw)], preconditions=PRE)
 
 
 def paired_check(a="with_gan", b="without_gan", direction="greater", metrics=("accuracy",), role="primary", id="t"):
@@ -172,7 +172,7 @@ def gan_and_classic_ledger() -> claims.Ledger:
     classic = Claim(id="classic", match="y", kind="testable", title="classic",
                     tests=(paired_check(a="classic", b="without_gan", id="classic vs none"),
                            paired_check(a="with_gan", b="unfiltered_gan", role="secondary", id="filtered")))
-    return claims.Ledger(note=Path("x"), claims=[gan, classic])
+    return claims.Ledger(note=Path("x"), claims=[gan, classic], preconditions=PRE)
 
 
 def gan_store(q: dict) -> dict:
@@ -244,6 +244,26 @@ def test_shipped_ledger_covers_every_annotation_of_the_note():
     assert vars(led.preconditions) == pytest.approx(raw)
 
 
+def test_default_ledger_is_the_projects_not_the_install_paths(tmp_path, monkeypatch):
+    monkeypatch.delenv("HIPAUG_PROJECT", raising=False)
+    monkeypatch.chdir(ROOT / "notebooks")  # where the notebooks run: the project is found above
+    assert claims.default_ledger() == LEDGER and claims.default_ledger(ROOT) == LEDGER
+    assert load_ledger().preconditions == PRE
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="no hipaug project"):
+        load_ledger()
+
+
+def test_chapter_titles_come_from_the_notebooks():
+    titles = claims.chapter_titles(ROOT)
+    for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py")):
+        lines = nb.read_text(encoding="utf-8").splitlines()
+        first = next(line[len("# # "):] for line in lines if line.startswith("# # "))
+        assert first in titles.values(), (nb.name, first)  # each chapter's title is its notebook's first heading
+    named = {lbl for c in load_ledger(LEDGER).claims for lbl in (*c.chapters, c.evidence) if lbl}
+    assert named and named <= set(titles), f"ledger labels with no heading in the notebooks: {named - set(titles)}"
+
+
 def _ledger_with(tmp_path, mutate) -> Path:
     raw = yaml.safe_load(LEDGER.read_text())
     raw["note"] = str(LEDGER.parent / raw["note"])
@@ -295,6 +315,15 @@ def test_cli_names_a_highlight_that_no_longer_exists(tmp_path, capsys):
     assert "has no entry in the ledger" in err  # the orphaned highlight is named too
 
 
+def test_claims_report_returns_the_text_and_the_status(tmp_path):
+    d = _write_store(tmp_path / "results", folds(0.05), quality())
+    text, status = claims.claims_report(d, LEDGER)
+    assert status == 0 and text.startswith(f"results: {d}  profile=?") and "[   SUPPORTED]" in text
+    bad = _ledger_with(tmp_path, lambda r: r["claims"][2].update(match="GANs cure every fracture"))
+    text, status = claims.claims_report(d, bad)
+    assert status == 2 and all(line.startswith("hipaug: error: ") for line in text.splitlines())
+
+
 def _write_store(d: Path, f: pd.DataFrame, q: dict) -> Path:
     d.mkdir()
     f.to_csv(d / "table8_folds.csv", index=False)
@@ -340,3 +369,7 @@ def test_findings_page_explains_preconditions_and_methods(tmp_path):
     assert "not testable in this run" in text and "| learned | without_gan: mean AUC |" in text
     assert "paired t-test (paper's test)" in text and "MDD at 80% power" in text
     assert "verdict-not_testable" in (ROOT / "book" / "_static" / "hipaug.css").read_text()
+    titles = claims.chapter_titles(ROOT)
+    # Chapter links carry the notebooks' own headings.
+    assert f"{{ref}}`{titles['ch-data']} <ch-data>`" in pages["annotations.md"]
+    assert f"{{ref}}`{titles['table8']} <table8>`" in text

@@ -60,7 +60,7 @@ def test_filter_rule_defaults_to_the_profile(capsys):
     """No CLI default of its own: the profile's rule unless --threshold/--top-k overrides it."""
     from hipaug.config import load_profile
     from hipaug.errors import ConfigError
-    from hipaug.filter import check_rule, rule_for
+    from hipaug.method.filter import check_rule, rule_for
 
     for name in ("smoke", "default", "paper"):
         spec = load_profile(name).filter

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from hipaug import data
+from hipaug.data import loading
 from hipaug.data import (
     DatasetCard,
     check_dataset,
@@ -387,7 +388,7 @@ def test_cache_hit_skips_decoding(tmp_path, monkeypatch):
     def boom(path):
         raise AssertionError(f"decoded {path} despite a valid cache")
 
-    monkeypatch.setattr(data, "read_image", boom)
+    monkeypatch.setattr(loading, "read_image", boom)
     second = load_dataset(root, image_size=32)
     assert second.fingerprint == first.fingerprint and second.paths == first.paths
     assert torch.equal(second.images, first.images)
@@ -401,7 +402,7 @@ def test_stale_cache_is_redecoded(tmp_path, monkeypatch):
     first = load_dataset(root, image_size=32)
     calls = []
     real = data.read_image
-    monkeypatch.setattr(data, "read_image", lambda p: calls.append(p) or real(p))
+    monkeypatch.setattr(loading, "read_image", lambda p: calls.append(p) or real(p))
     save_png(root / "normal" / "img00.png", np.full((16, 16), 9, np.uint8))
     st = (root / "normal" / "img00.png").stat()
     os.utime(root / "normal" / "img00.png", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
@@ -424,7 +425,7 @@ def test_cache_locations(tmp_path, monkeypatch):
     load_dataset(root, image_size=32)
     assert list((tmp_path / "mycache").glob("*.pt")) and not (root / ".hipaug_cache").exists()
     monkeypatch.delenv("HIPAUG_CACHE")
-    monkeypatch.setattr(data.os, "access", lambda *a, **k: False)  # as if root were read-only
+    monkeypatch.setattr(loading.os, "access", lambda *a, **k: False)  # as if root were read-only
     load_dataset(root, image_size=32)
     assert list((tmp_path / "xdg-cache" / "hipaug").glob("*.pt")) and not (root / ".hipaug_cache").exists()
 
@@ -504,6 +505,33 @@ def test_write_load_round_trip(tmp_path):
     assert sorted(p.name for p in (out2 / "fracture").iterdir()) == ["000000.png", "000001.png"]
     again = load_dataset(write_dataset(back, tmp_path / "out3"), image_size=32, cache=False)
     assert torch.equal(again.images, back.images) and again.paths == back.paths
+
+
+def test_write_dataset_is_atomic(tmp_path):
+    rng = np.random.default_rng(4)
+    ds = from_arrays(rng.random((4, 32, 32)).astype(np.float32), [0, 0, 1, 1], ("fracture", "normal"))
+    out = write_dataset(ds, tmp_path / "out")
+    (out / "stale.txt").write_text("x")
+    write_dataset(ds.subset([0, 2]), out)  # an existing dataset folder is replaced, not added to
+    assert not (out / "stale.txt").exists() and len(pd.read_csv(out / "manifest.csv")) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary or old folder left
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("x")
+    with pytest.raises(ConfigError, match="out_dir") as ei:
+        write_dataset(ds, foreign)
+    assert "\n" not in str(ei.value) and sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+    bad = from_arrays(ds.images[:2], [0, 1], (".hidden", "normal"))
+    assert_data_error(lambda: write_dataset(bad, tmp_path / "bad"), ".hidden")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_to_uint8_numpy_and_torch_agree():
+    x = np.array([0.0, 0.5, 1.0, -0.2, 1.7, 63.75 / 255], dtype=np.float64)
+    assert data.to_uint8(x).tolist() == [0, 128, 255, 0, 255, 64]
+    y = np.random.default_rng(0).random((3, 16, 16), dtype=np.float32) * 1.2 - 0.1
+    assert data.to_uint8(y).dtype == np.uint8
+    assert np.array_equal(data.to_uint8(y), data.to_uint8(torch.from_numpy(y)))
 
 
 # ------------------------------------------------------------------ patient-level splits
@@ -693,7 +721,7 @@ def test_intensity_histograms_one_line_per_class(tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    from hipaug import plots
+    from hipaug.book import plots
 
     ds = load_dataset(make_folder(tmp_path / "ds", per_class=2, classes=("a", "b", "c")), image_size=32, cache=False)
     fig = plots.intensity_histograms(ds, bins=20, title="t")

@@ -7,8 +7,8 @@ import torch
 
 from hipaug.config import ArchSpec
 from hipaug.data import from_arrays
-from hipaug.transfer import build_model
-from hipaug.vgg import TrainConfig, train_classifier
+from hipaug.method.transfer import build_model
+from hipaug.training import TrainConfig, train_classifier
 
 
 def _weights(disturb: int) -> torch.Tensor:

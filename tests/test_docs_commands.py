@@ -170,8 +170,9 @@ def test_whole_book_commands_run(small_folders, outdir):
     """`make book LIMB_DIR=...` and `python -m hipaug.book --limb-dir ... --out` on the small folders (smoke)."""
     from bs4 import BeautifulSoup
 
-    from hipaug.book import BUILD, MARKER
+    from hipaug.book.build import MARKER, build_dir
 
+    BUILD = build_dir(ROOT)
     phantom_index = BUILD / "html" / "index.html"
     before = phantom_index.stat().st_mtime_ns if phantom_index.is_file() else None
     for doc in DOCS:

@@ -1,4 +1,4 @@
-"""Tests for hipaug.evaluate: metrics, paired statistics, GAN quality measures and Grad-CAM."""
+"""Tests for hipaug.evaluation: metrics, paired statistics, GAN quality measures and Grad-CAM."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
-from hipaug import evaluate as ev
+from hipaug import evaluation as ev
+from hipaug.book.plots import cam_overlay
 from hipaug.errors import HipaugError
 
 # ------------------------------------------------------------------ binary metrics
@@ -409,7 +410,7 @@ def test_cam_overlay_and_localization():
     img = np.linspace(0, 1, 64).reshape(8, 8)
     cam = np.zeros((8, 8))
     cam[2, 3] = 1.0
-    rgb = ev.cam_overlay(img, cam)
+    rgb = cam_overlay(img, cam)
     assert rgb.shape == (8, 8, 3) and rgb.min() >= 0 and rgb.max() <= 1
     mask = np.zeros((8, 8), bool)
     mask[:4, :4] = True

@@ -1,16 +1,17 @@
-"""hipaug.literature: the reader's Zotero/Obsidian note -> MyST page, BibTeX, vault import."""
+"""hipaug.book.literature: the reader's Zotero/Obsidian note -> MyST page, BibTeX, vault import."""
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 import shutil
 from pathlib import Path
 
 import pytest
+from pybtex.database import parse_string
 
-from hipaug import literature as lit
+from hipaug.book import literature as lit
+from hipaug.cli import main
 from hipaug.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +25,7 @@ NOT_A_NOTE = NOTES / "not_a_note.md"
 
 @pytest.fixture(autouse=True)
 def _quiet_logs(caplog):
-    caplog.set_level(logging.ERROR, logger="hipaug.literature")
+    caplog.set_level(logging.ERROR, logger="hipaug.book.literature")
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +47,11 @@ def booksec() -> lit.Note:
 
 
 def parse_bibtex(text: str) -> dict[str, tuple[str, dict[str, str]]]:
-    """A minimal BibTeX reader for the entries note_to_bibtex writes (one field per line)."""
+    """The entries as pybtex reads them: {key: (type, {field: value})}, name lists joined by ' and '."""
     entries = {}
-    for m in re.finditer(r"@(\w+)\{([^,\s]+),\n(.*?)\n\}", text, re.S):
-        fields = {}
-        for line in m.group(3).split("\n"):
-            fm = re.fullmatch(r"\s*(\w+)\s*=\s*\{(.*)\},?", line)
-            assert fm, f"unparseable BibTeX line: {line!r}"
-            fields[fm.group(1)] = fm.group(2)
-        entries[m.group(2)] = (m.group(1), fields)
+    for key, e in parse_string(text, "bibtex").entries.items():
+        names = {role: " and ".join(str(p) for p in people) for role, people in e.persons.items()}
+        entries[key] = (e.type, {**names, **dict(e.fields)})
     return entries
 
 
@@ -166,13 +163,26 @@ def test_seed_bibtex(seed):
 
 
 def test_bibtex_parses_with_pybtex(seed, journal, booksec):
-    pybtex = pytest.importorskip("pybtex.database")
-    db = pybtex.parse_string("\n".join(lit.note_to_bibtex(n) for n in (seed, journal, booksec)), "bibtex")
+    db = parse_string("\n".join(lit.note_to_bibtex(n) for n in (seed, journal, booksec)), "bibtex")
     e = db.entries["linMedicalDataAugmentation2019"]
     assert [str(p) for p in e.persons["author"]] == ["Lin, Ying-Jia", "Chung, I-Fang"]
     g = db.entries["garciaBiasSmallData2021"]
     assert len(g.persons["author"]) == 3 and str(g.persons["editor"][0]) == "Müller, Hans"
     assert db.entries["doeTransferLearningRadiographs2018"].type == "incollection"
+
+
+def test_bibtex_escapes_once_and_keeps_the_doi_verbatim():
+    """Values are escaped once (pybtex's own LaTeX encoding is off), and a Springer chapter DOI keeps its '_'."""
+    note = lit.parse_note(">[!Metadata]\n>**Title**:: Costs & Benefits: 50% of \\& done\n>**Citekey**:: @spec2020\n"
+                          ">**itemType**:: book\n>**Publisher**:: A&B\n>**DOI**:: 10.1007/978-3-030-32248-9_8\n"
+                          "> **Author**:: Smith and Jones, Al</br>**Author**:: Smith & Sons</br> **Author**:: , Ana\n")
+    bib = lit.note_to_bibtex(note)
+    etype, f = parse_bibtex(bib)["spec2020"]
+    assert etype == "book"
+    assert f["title"] == r"Costs \& Benefits: 50\% of \& done" and f["publisher"] == r"A\&B"
+    assert f["doi"] == "10.1007/978-3-030-32248-9_8"
+    assert f["author"] == r"{Smith and Jones}, Al and {Smith \& Sons} and Ana"
+    assert "\\\\" not in bib
 
 
 def test_seed_image_found_and_copied(seed, tmp_path):
@@ -214,7 +224,7 @@ def test_page_structure(seed):
     assert ":class: hl-green hl-kind-highlight" in md and ":class: hl-magenta" not in md
     assert "[page" not in md and "C:\\Users" not in md
     assert "Lin and Chung - 2019" in md  # attachment title as text only
-    assert lit.render_page(seed) == lit.render_page(seed)
+    assert lit.render_page_report(seed) == lit.render_page_report(seed)
     # every label is followed by a heading or a directive
     lines = md.split("\n")
     for i, line in enumerate(lines):
@@ -255,48 +265,6 @@ def test_match_highlight_normalises(seed):
     assert lit.match_highlight(seed, "Pelvic X-ray").id.startswith("hl-pelvic-x-ray-")
 
 
-def test_load_links(seed, tmp_path):
-    f = tmp_path / "links.yml"
-    f.write_text('- match: "with GAN group has better performance"\n'
-                 '  chapters: [{title: "Transfer learning", ref: "ch-transfer"}]\n'
-                 '- match: "automatic selection of realistic images"\n'
-                 '  chapters: [ch-filter]\n', encoding="utf-8")
-    with pytest.raises(DataError):
-        lit.match_highlight(seed, "with GAN group has better performance")  # curly quotes in the text
-    f.write_text(f.read_text().replace("with GAN group", "group has"), encoding="utf-8")
-    f.write_text('- match: "group has better performance"\n'
-                 '  chapters: [{title: "Transfer learning", ref: "ch-transfer"}]\n'
-                 '- match: "automatic selection of realistic images"\n'
-                 '  chapters: [ch-filter]\n'
-                 '- id: hl-ac-gan-71e7b5e\n'
-                 '  chapters: [{title: "AC-GAN", ref: "ch-acgan"}]\n', encoding="utf-8")
-    links = lit.load_links(f, seed)
-    claim = lit.match_highlight(seed, "group has better performance")
-    assert links[claim.id] == [("Transfer learning", "ch-transfer")]
-    assert links[lit.match_highlight(seed, "automatic selection").id] == [("", "ch-filter")]
-    assert links["hl-ac-gan-71e7b5e"] == [("AC-GAN", "ch-acgan")]
-    # a mapping with the note path relative to the YAML file
-    g = tmp_path / "links2.yml"
-    shutil.copy(SEED, tmp_path / "note.md")
-    g.write_text('note: note.md\nlinks:\n  - match: "Pelvic X-ray"\n    chapters: [ch-data]\n', encoding="utf-8")
-    assert list(lit.load_links(g).values()) == [[("", "ch-data")]]
-
-
-@pytest.mark.parametrize("entry, message", [
-    ('- match: "no such sentence"\n  chapters: [ch-x]\n', "entry 1 .*no such sentence.*no highlight"),
-    ('- match: "X-ray"\n  chapters: [ch-x]\n', "entry 1 .*X-ray.*matches"),
-    ('- match: "AC-GAN"\n  chapters: []\n', "entry 1 .*chapters"),
-    ('- chapters: [ch-x]\n', "entry 1 needs"),
-    ('match: [unclosed\n', "not valid YAML"),
-])
-def test_load_links_errors_name_the_entry(seed, tmp_path, entry, message):
-    f = tmp_path / "links.yml"
-    f.write_text(entry, encoding="utf-8")
-    with pytest.raises(ConfigError, match=message) as exc:
-        lit.load_links(f, seed)
-    assert "\n" not in str(exc.value) and str(f) in str(exc.value)
-
-
 def test_ids_are_stable_across_reexport(seed):
     text = SEED.read_text(encoding="utf-8")
     # a re-export with other line endings and whitespace inside the highlight gives the same ids
@@ -307,15 +275,6 @@ def test_ids_are_stable_across_reexport(seed):
     assert seed.annotations[7].id.startswith("img-image-5-x43-y631-")
     assert len({a.id for a in seed.annotations}) == len(seed.annotations)
     assert all(re.fullmatch(r"(hl|img|note)-[a-z0-9-]+", a.id) for a in seed.annotations)
-
-
-def test_highlight_css():
-    css = lit.highlight_css()
-    for name in ("yellow", "blue", "red", "green", "magenta", "other"):
-        assert f".admonition.hl-{name} " in css
-    for hx in ("#ffd400", "#2ea8e5", "#ff6666", "#5fb236", "#e56eee"):
-        assert hx in css
-    assert css.count("{") == css.count("}")
 
 
 # -- template branches (fixtures) --------------------------------------------------------------
@@ -580,38 +539,51 @@ def test_import_plain_folder_and_errors(tmp_path):
         lit.import_vault(tmp_path / "empty", tmp_path / "out")
 
 
-def test_run_one_page(tmp_path):
+def test_import_note_page(tmp_path):
     vault = _make_vault(tmp_path)
     page = tmp_path / "book" / "paper.md"
-    buf = io.StringIO()
-    assert lit.run(note=vault / "sources" / SEED.name, out=page, stdout=buf) == 0
-    lines = buf.getvalue().splitlines()
+    rep = lit.import_note(vault / "sources" / SEED.name, page)
+    lines = rep.summary().splitlines()
     assert lines[0] == ("linMedicalDataAugmentation2019.md: found 8 highlights, 0 notes, 1 images, 1 comments; "
                         "written 8 highlights, 0 notes, 1 images, 1 comments")
     assert any(line.startswith("warning: linMedicalDataAugmentation2019.md: proceedings title") for line in lines)
     assert lines[-1] == f"wrote {page}"
     assert (page.parent / SEED_IMAGE).is_file()  # vault root found by walking up to sources/images
     assert "```{image} " + SEED_IMAGE in page.read_text(encoding="utf-8")
+    with pytest.raises(ConfigError, match="expected a .md page"):
+        lit.import_note(SEED, tmp_path / "page.txt")
 
 
-def test_run_bib_vault_and_errors(tmp_path):
-    buf = io.StringIO()
-    assert lit.run(note=SEED, bib=True, stdout=buf) == 0
-    assert buf.getvalue() == lit.note_to_bibtex(lit.read_note(SEED))
+def test_quiet_log_keeps_warnings_off_the_log(caplog):
+    caplog.set_level(logging.WARNING, logger="hipaug.book.literature")
+    with lit.quiet_log():
+        note = lit.read_note(JOURNAL)
+    assert note.warnings and not caplog.records
+    lit.read_note(JOURNAL)
+    assert len(caplog.records) == len(note.warnings)
+
+
+def test_cli_page_bib_vault_and_errors(tmp_path, capsys):
+    """`hipaug literature`: the summary on stdout, no logging copies of the warnings, errors in one line."""
+    page = tmp_path / "page.md"
+    assert main(["literature", str(SEED), "--out", str(page)]) == 0
+    out, err = capsys.readouterr()
+    assert out == lit.import_note(SEED, page).summary() + "\n" and err == ""
+    assert main(["literature", str(SEED), "--bib"]) == 0
+    assert capsys.readouterr().out == lit.note_to_bibtex(lit.read_note(SEED))
     vault = _make_vault(tmp_path)
-    buf = io.StringIO()
-    assert lit.run(vault=vault, out=tmp_path / "out", stdout=buf) == 0
-    text = buf.getvalue()
-    assert "warning: not_a_note.md: skipped" in text and "wrote 3 pages" in text
-    assert "warning: garciaBiasSmallData2021.md: line 6: unknown callout type [!Question] (kept)" in text
-    with pytest.raises(ConfigError, match="--out"):
-        lit.run(note=SEED, stdout=io.StringIO())
-    with pytest.raises(ConfigError, match="--vault needs --out"):
-        lit.run(vault=vault, stdout=io.StringIO())
-    with pytest.raises(ConfigError):
-        lit.run(stdout=io.StringIO())
-    with pytest.raises(DataError, match="not a Zotero literature note"):
-        lit.run(note=NOT_A_NOTE, out=tmp_path / "x.md", stdout=io.StringIO())
+    assert main(["literature", "--vault", str(vault), "--out", str(tmp_path / "out")]) == 0
+    out, err = capsys.readouterr()
+    assert "warning: not_a_note.md: skipped" in out and "wrote 3 pages" in out and err == ""
+    assert "warning: garciaBiasSmallData2021.md: line 6: unknown callout type [!Question] (kept)" in out
+    for argv, message in [([str(SEED)], "--out PAGE.md is required"), (["--vault", str(vault)], "--vault needs --out"),
+                          ([], "give a NOTE.md"), ([str(SEED), "--vault", str(vault)], "not both"),
+                          ([str(SEED), "--bib", "--out", str(page)], "do not combine"),
+                          ([str(NOT_A_NOTE), "--out", str(page)], "not a Zotero literature note"),
+                          ([str(NOT_A_NOTE), "--bib"], "not a Zotero literature note")]:
+        assert main(["literature", *argv]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.startswith("hipaug: error: ") and message in err and err.count("\n") == 1, argv
 
 
 def test_escape_md_neutralises_markdown():
@@ -631,7 +603,7 @@ def test_outputs_never_overwrite_notes(tmp_path):
     with pytest.raises(ConfigError, match="overwrite"):
         lit.import_vault(folder, folder)
     with pytest.raises(ConfigError, match="the note itself"):
-        lit.run(note=folder / JOURNAL.name, out=folder / JOURNAL.name, stdout=io.StringIO())
+        lit.import_note(folder / JOURNAL.name, folder / JOURNAL.name)
     assert (folder / JOURNAL.name).read_bytes() == JOURNAL.read_bytes()
 
 

@@ -79,7 +79,7 @@ def test_documented_commands_from_notebooks_folder_stop_a_wrong_type_at_setup(tm
 ])
 def test_setup_names_a_parameter_of_the_wrong_type(kwargs, needle):
     from hipaug.errors import HipaugError
-    from hipaug.notebook import setup
+    from hipaug.book.notebook import setup
 
     with pytest.raises(HipaugError) as err:
         setup(**{"profile": "smoke", **kwargs})
@@ -87,7 +87,7 @@ def test_setup_names_a_parameter_of_the_wrong_type(kwargs, needle):
 
 
 def test_setup_accepts_a_seed_given_as_text():
-    from hipaug.notebook import check_parameters
+    from hipaug.book.notebook import check_parameters
 
     assert check_parameters("smoke", "3", None) == 3  # `papermill -r seed 3`
     assert check_parameters("smoke", None, None, limb_dir=None) is None

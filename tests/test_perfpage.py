@@ -2,7 +2,7 @@
 
 import json
 
-from hipaug import perfpage
+from hipaug.book import perfpage
 
 
 def _write(root, name, rows, date="2026-01-01T00:00:00+00:00", profiles=None):

@@ -1,4 +1,4 @@
-"""Fast tests of the radiograph phantom generator (hipaug.phantoms)."""
+"""Fast tests of the radiograph phantom generator (hipaug.data.phantoms)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from hipaug import phantoms as ph
+from hipaug.data import phantoms as ph
+from hipaug.data.phantoms import (LIMB_PARTS, PELVIC_CLASSES, PhantomBatch, render_limb, render_pair,
+                                  render_pelvic, write_dataset, write_limb_dataset,
+                                  write_pelvic_dataset)
+from hipaug.data.phantoms.base import _KIND_LIMB
+from hipaug.data.phantoms.render import _render
 from hipaug.errors import ConfigError
-from hipaug.phantoms import (LIMB_PARTS, PELVIC_CLASSES, PhantomBatch, render_limb, render_pair,
-                             render_pelvic, write_dataset, write_limb_dataset,
-                             write_pelvic_dataset)
 
 
 @pytest.fixture(scope="module")
@@ -175,8 +177,8 @@ def test_cli_entry_points(tmp_path):
 
 
 def test_physics_bone_brighter_than_soft_tissue_brighter_than_air():
-    keys = [(ph._KIND_LIMB, LIMB_PARTS.index("forearm"), 0, k) for k in range(6)]
-    img, _, maps = ph._render("limb", "forearm", keys, np.zeros(6, bool), 64, 0, 1.0, maps=True)
+    keys = [(_KIND_LIMB, LIMB_PARTS.index("forearm"), 0, k) for k in range(6)]
+    img, _, maps = _render("limb", "forearm", keys, np.zeros(6, bool), 64, 0, 1.0, maps=True)
     field = maps["field"]
     bone = field & (maps["bone"] > 0.3)
     soft = field & (maps["bone"] <= 0.0) & (maps["P"] > 0.6)
@@ -202,7 +204,11 @@ def test_fracture_changes_image_at_the_fracture(part):
         x, y = fr.meta.frac_x[i] * S, fr.meta.frac_y[i] * S
         near = (xx - x) ** 2 + (yy - y) ** 2 <= 4.0**2
         assert d[near].max() > 0.05, (part, i)  # the break is visible where meta says
-        assert np.median(d) < 0.02  # the rest of the image is (nearly) the same patient
+        # The rest is the same patient: away from the break the two images agree up to the display
+        # window, which the image chain sets from each image's own histogram (two different
+        # patients correlate at about 0.3).
+        far = (xx - x) ** 2 + (yy - y) ** 2 > 8.0**2
+        assert np.corrcoef(fr.images[i][far], nm.images[i][far])[0, 1] > 0.8, (part, i)
 
 
 def test_difficulty_makes_fractures_subtler():

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hipaug import prose
-from hipaug.augment import AugmentConfig
+from hipaug.book import prose
+from hipaug.training.augment import AugmentConfig
 from hipaug.config import load_profile
-from hipaug.evaluate import paired_tests
+from hipaug.evaluation import paired_tests
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
@@ -36,7 +36,7 @@ SETTING_PATTERNS = {
     "seed": r"\bseed\s*(?:of\s*|=\s*)?\d",
 }
 # (file, text on the line, why a number may stand there). Keep it short: anything else comes
-# from the profile or the results through a computed cell (hipaug.prose).
+# from the profile or the results through a computed cell (hipaug.book.prose).
 ALLOWED = [
     ("05_transfer.py", "over five-fold cross-validation", "the paper's design, quoted"),
     ("05_transfer.py", "with five folds", "exercise about the paper's Table VIII SDs"),
@@ -95,7 +95,7 @@ def typed_settings() -> tuple[list[str], set[int]]:
 
 def test_prose_has_no_typed_settings():
     found, _ = typed_settings()
-    assert not found, ("typed settings in prose (render them from the profile with hipaug.prose in a "
+    assert not found, ("typed settings in prose (render them from the profile with hipaug.book.prose in a "
                        "remove-input cell, or allowlist a quotation of the paper):\n" + "\n".join(found))
 
 

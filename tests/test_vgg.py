@@ -1,4 +1,5 @@
-"""VGG-16: topology (configuration D), pretrained loading from a fake local cache, trainer, checkpoints."""
+"""VGG-16 (hipaug.models.vgg) and its trainer (hipaug.training): topology, pretrained loading from a fake
+local cache, training, inference, checkpoints."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hipaug import vgg as V
-from hipaug.augment import AugmentConfig
+from hipaug import training as T
+from hipaug.models import vgg as V
+from hipaug.training.augment import AugmentConfig
 from hipaug.data import from_arrays
 from hipaug.errors import ConfigError, DataError
 
@@ -252,9 +254,9 @@ def toy_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
     ds = _bars(128)
     model = V.vgg16(2, image_size=32, pretrained="never", seed=0, width=1 / 16, fc_width=32)
-    cfg = V.TrainConfig(epochs=12, patience=2, monitor="val_acc", val_fraction=0.25,
+    cfg = T.TrainConfig(epochs=12, patience=2, monitor="val_acc", val_fraction=0.25,
                         augment=AugmentConfig(rotation=5, scale=(1.0, 1.0)), **FAST)
-    return ds, V.train_classifier(model, ds, cfg, seed=0, run_dir=run_dir), run_dir
+    return ds, T.train_classifier(model, ds, cfg, seed=0, run_dir=run_dir), run_dir
 
 
 def test_trainer_learns_toy_problem(toy_run):
@@ -277,7 +279,7 @@ def test_early_stopping_restores_best(toy_run):
     assert all(torch.equal(state[k], res.best_state[k]) for k in state)
     # The restored weights reproduce the best epoch's validation accuracy.
     val = ds.subset(res.val_indices)
-    p = V.predict_proba(res.model, val.images)
+    p = T.predict_proba(res.model, val.images)
     acc = float((p.argmax(1) == val.labels.numpy()).mean())
     assert acc == pytest.approx(float(h.loc[h["epoch"] == res.best_epoch, "val_acc"].iloc[0]))
 
@@ -290,7 +292,7 @@ def test_run_dir_artifacts_reload(toy_run):
     model, extra = V.load_model(run_dir, return_extra=True)
     assert extra["class_names"] == ["horizontal", "vertical"] and extra["best_epoch"] == res.best_epoch
     x = ds.images[:8]
-    assert np.allclose(V.predict_proba(model, x), V.predict_proba(res.model, x), atol=1e-6)
+    assert np.allclose(T.predict_proba(model, x), T.predict_proba(res.model, x), atol=1e-6)
     with pytest.raises(DataError):
         V.load_model(run_dir / "missing.pt")
 
@@ -299,8 +301,8 @@ def test_predict_and_features_restore_mode():
     model = _tiny(3)
     model.train()
     x = torch.rand(5, 1, 32, 32)
-    p = V.predict_proba(model, x, batch_size=2)
-    f = V.extract_features(model, x.numpy()[:, 0], batch_size=3)
+    p = T.predict_proba(model, x, batch_size=2)
+    f = T.extract_features(model, x.numpy()[:, 0], batch_size=3)
     assert model.training
     assert p.shape == (5, 3) and p.dtype == np.float32 and np.allclose(p.sum(1), 1, atol=1e-5)
     assert f.shape == (5, 16) and (f >= 0).all()
@@ -310,20 +312,20 @@ def test_predict_and_features_restore_mode():
 
 
 def test_class_weights_inverse_frequency():
-    w = V.class_weights_from_labels(torch.tensor([0] * 6 + [1] * 2), 3)
+    w = T.class_weights_from_labels(torch.tensor([0] * 6 + [1] * 2), 3)
     assert torch.allclose(w, torch.tensor([8 / (3 * 6), 8 / (3 * 2), 1.0]))
     ds = _bars(12)
     ds = ds.subset(list(range(0, 12, 2)) + [1, 3])  # 6 horizontal, 2 vertical
-    res = V.train_classifier(_tiny(2), ds, V.TrainConfig(epochs=1, class_weights=True, val_fraction=0, **FAST), seed=0)
+    res = T.train_classifier(_tiny(2), ds, T.TrainConfig(epochs=1, class_weights=True, val_fraction=0, **FAST), seed=0)
     assert torch.allclose(res.class_weights, torch.tensor([8 / 12, 8 / 4]))
 
 
 def test_same_seed_identical_weights():
     ds = _bars(40)
-    cfg = V.TrainConfig(epochs=2, val_fraction=0, augment=AugmentConfig(), **FAST)
-    a = V.train_classifier(_tiny(2), ds, cfg, seed=7).model.state_dict()
-    b = V.train_classifier(_tiny(2), ds, cfg, seed=7).model.state_dict()
-    c = V.train_classifier(_tiny(2), ds, cfg, seed=8).model.state_dict()
+    cfg = T.TrainConfig(epochs=2, val_fraction=0, augment=AugmentConfig(), **FAST)
+    a = T.train_classifier(_tiny(2), ds, cfg, seed=7).model.state_dict()
+    b = T.train_classifier(_tiny(2), ds, cfg, seed=7).model.state_dict()
+    c = T.train_classifier(_tiny(2), ds, cfg, seed=8).model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
@@ -332,7 +334,7 @@ def test_freeze_blocks_keeps_frozen_unchanged():
     ds = _bars(40)
     model = _tiny(2)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    V.train_classifier(model, ds, V.TrainConfig(epochs=1, val_fraction=0, **FAST), seed=0, freeze_blocks=2)
+    T.train_classifier(model, ds, T.TrainConfig(epochs=1, val_fraction=0, **FAST), seed=0, freeze_blocks=2)
     after = model.state_dict()
     frozen = set()
     for block in model.blocks()[:2]:
@@ -347,9 +349,9 @@ def test_freeze_blocks_keeps_frozen_unchanged():
 def test_trainer_input_checks():
     ds = _bars(20)
     with pytest.raises(ConfigError, match="reset_classifier"):
-        V.train_classifier(_tiny(3), ds, V.TrainConfig(epochs=1, **FAST), seed=0)
+        T.train_classifier(_tiny(3), ds, T.TrainConfig(epochs=1, **FAST), seed=0)
     with pytest.raises(ConfigError, match="freeze_blocks"):
-        V.train_classifier(_tiny(2), ds, V.TrainConfig(epochs=1, **FAST), seed=0, freeze_blocks=6)
+        T.train_classifier(_tiny(2), ds, T.TrainConfig(epochs=1, **FAST), seed=0, freeze_blocks=6)
 
 
 @pytest.mark.parametrize("kwargs, field", [
@@ -360,10 +362,27 @@ def test_trainer_input_checks():
 ])
 def test_train_config_validation(kwargs, field):
     with pytest.raises(ConfigError, match=f"train.{field}") as err:
-        V.TrainConfig(**kwargs)
+        T.TrainConfig(**kwargs)
     assert "\n" not in str(err.value)
 
 
 def test_train_config_round_trip():
-    cfg = V.TrainConfig(augment=AugmentConfig(hflip=0.2), optimizer="sgd")
-    assert V.TrainConfig.from_dict(cfg.to_dict()) == cfg
+    cfg = T.TrainConfig(augment=AugmentConfig(hflip=0.2), optimizer="sgd")
+    assert T.TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_divergence_raises_and_restores_caller_state():
+    ds = _bars(20)
+    model = _tiny(2)
+    model.register_forward_hook(lambda m, i, out: out * float("nan") if m.training else out)
+    state = torch.get_rng_state()
+    with pytest.raises(ConfigError, match="diverged in epoch 1"), pytest.warns(UserWarning, match="became nan"):
+        T.train_classifier(model, ds, T.TrainConfig(epochs=2, val_fraction=0, **FAST), seed=0, freeze_blocks=1)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(p.requires_grad and p.is_contiguous() for p in model.parameters())
+
+
+def test_arch_spec_is_the_networks():
+    from hipaug.config import ArchSpec
+
+    assert ArchSpec is V.ArchSpec and V.ArchSpec().width == 0.25

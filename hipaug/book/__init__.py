@@ -1,0 +1,1 @@
+"""The book side: literature import, claims ledger, prose, plots, generated pages, the build."""

@@ -1,0 +1,242 @@
+"""Evaluating the ledger on a results store: each test's statistics, its verdict, and the claim's verdict.
+
+- `paired` tests compare two conditions on per-fold metrics (`table8_folds`, the Table VIII
+  analogue), decided by the corrected resampled t-test (Nadeau & Bengio 2003; Bouckaert & Frank
+  2004), because folds share training data and the plain paired t-test is anti-conservative; the
+  paper's plain paired t-test and the minimum detectable difference at 80% power are shown
+  beside it (`hipaug.evaluation.paired_test`);
+- `proportions` tests compare two proportions from `gan_quality`: Fisher's exact test in the
+  claimed direction, or for `direction: noninferior` with a `margin` a bootstrap CI of the
+  difference against the margin ("not worse by more than margin").
+
+Preconditions come first (`hipaug.book.claims.preconditions`): a test whose preconditions fail
+is `not_testable`, its numbers still shown.
+
+Verdict of one metric: `supported` when the difference is significant at `alpha` in the
+claimed direction (for non-inferiority: the CI's lower end is above `-margin`),
+`contradicted` when it is significant the other way (non-inferiority: the CI's upper end is
+below `-margin`), `inconclusive` otherwise or with fewer than `min_pairs` folds. A claim is
+`not_testable` when a precondition of a primary test fails; otherwise `supported` if at least
+one primary metric is and none contradicts it, `contradicted` in the mirror case,
+`inconclusive` otherwise (including mixed evidence). Secondary tests are shown but do not vote.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hipaug.book.claims.ledger import RESULT_KEYS, Check, Claim, Ledger
+from hipaug.book.claims.preconditions import NAN, PreconditionResult, check_filter, check_learned, needed_preconditions
+from hipaug.errors import DataError
+
+VERDICTS = ("supported", "contradicted", "inconclusive", "not_testable")
+PAIRED_STATISTIC = "corrected resampled t-test"
+PAPER_STATISTIC = "paired t-test (paper's test)"
+FISHER_STATISTIC = "Fisher exact"
+MARGIN_STATISTIC = "bootstrap CI vs margin"
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """One metric of one test: the effect, its CI and p value, and the verdict they give."""
+
+    test: str  # the test's id
+    role: str  # primary | secondary
+    metric: str  # fold metric (paired) or "proportion"
+    a: str  # condition or proportion expected to be larger
+    b: str  # the comparator
+    n: int  # pairs of folds (paired) or images in both sets (proportions)
+    value_a: float  # mean of a
+    value_b: float  # mean of b
+    effect: float  # a - b
+    ci_low: float  # CI of the effect that decides: corrected t (paired), bootstrap (proportions)
+    ci_high: float  # upper end of that CI
+    p: float  # deciding p: corrected t two-sided (paired), Fisher one-sided; NaN when a CI decides
+    statistic: str  # the deciding test
+    verdict: str  # supported | contradicted | inconclusive | not_testable
+    note: str = ""  # why a value is missing or the verdict was forced
+    p_paper: float = NAN  # paired: the paper's plain paired t-test, two-sided
+    mdd: float = NAN  # paired: minimum detectable |difference| at 80% power, corrected test
+    mdd_paper: float = NAN  # paired: the same for the paper's plain paired t-test
+    test_train_ratio: float = NAN  # paired: n_test/n_train used by the correction
+    alpha: float = 0.05  # the test's significance level (the CI is at 1 - alpha)
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """A claim's verdict on one run, with its metric rows and precondition checks."""
+
+    claim: Claim  # the ledger entry
+    verdict: str  # supported | contradicted | inconclusive | not_testable | context
+    metrics: list[MetricResult]  # every metric of every test, in ledger order
+    reason: str  # one line: why this verdict
+    preconditions: tuple[PreconditionResult, ...] = ()  # checked before any verdict, in test order
+
+
+def _verdict(direction: str, effect: float, lo: float, hi: float, p: float, alpha: float, margin: float) -> str:
+    """One metric's verdict from its effect, CI and p value in the claimed direction."""
+    if not np.isfinite(effect):
+        return "inconclusive"
+    if direction == "noninferior":
+        if np.isfinite(lo) and lo > -margin:
+            return "supported"
+        if np.isfinite(hi) and hi < -margin:
+            return "contradicted"
+        return "inconclusive"
+    sign = 1.0 if direction == "greater" else -1.0
+    if np.isfinite(p) and p < alpha:
+        return "supported" if sign * effect > 0 else "contradicted"
+    return "inconclusive"
+
+
+def _empty(t: Check, metric: str, statistic: str, verdict: str, note: str, n: int = 0) -> MetricResult:
+    """A metric row without numbers, with the reason in `note`."""
+    return MetricResult(t.id, t.role, metric, t.a, t.b, n, NAN, NAN, NAN, NAN, NAN, NAN, statistic, verdict, note,
+                        alpha=t.alpha)
+
+
+def _paired(t: Check, folds: pd.DataFrame, n_boot: int, seed: int) -> list[MetricResult]:
+    """A paired test's rows: the corrected resampled t-test on per-fold metrics, one row per metric."""
+    from hipaug.evaluation import EvaluationError, paired_test
+
+    out = []
+    present = set(folds["condition"]) if "condition" in folds else set()
+    for m in t.metrics:
+        if not {t.a, t.b} <= present:
+            out.append(_empty(t, m, PAIRED_STATISTIC, "not_testable",
+                              f"conditions missing from results: {sorted({t.a, t.b} - present)}"))
+            continue
+        if m not in folds.columns:
+            out.append(_empty(t, m, PAIRED_STATISTIC, "not_testable", f"table8_folds has no {m} column"))
+            continue
+        n = int(folds.loc[folds["condition"] == t.a, m].notna().sum())
+        if n < t.min_pairs:
+            out.append(_empty(t, m, PAIRED_STATISTIC, "inconclusive", f"too few folds ({n} < {t.min_pairs})", n))
+            continue
+        try:
+            r = paired_test(folds, t.a, t.b, m, n_boot=n_boot, seed=seed, alpha=t.alpha)
+        except EvaluationError as exc:
+            out.append(_empty(t, m, PAIRED_STATISTIC, "not_testable", str(exc), n))
+            continue
+        v = _verdict(t.direction, r["mean_diff"], r["corrected_ci_low"], r["corrected_ci_high"], r["p_corrected"],
+                     t.alpha, t.margin)
+        out.append(MetricResult(t.id, t.role, m, t.a, t.b, int(r["n"]), r["mean_a"], r["mean_b"], r["mean_diff"],
+                                r["corrected_ci_low"], r["corrected_ci_high"], r["p_corrected"], PAIRED_STATISTIC, v,
+                                r.get("note", "") or "", p_paper=r["p_two_sided"], mdd=r["mdd_80"],
+                                mdd_paper=r["mdd_80_plain"], test_train_ratio=r["test_train_ratio"], alpha=t.alpha))
+    return out
+
+
+def _proportions(t: Check, q: dict, n_boot: int, seed: int) -> list[MetricResult]:
+    """A proportions test's row: Fisher's exact test, or a bootstrap CI against the non-inferiority margin."""
+    from scipy.stats import fisher_exact
+
+    stat = MARGIN_STATISTIC if t.direction == "noninferior" else FISHER_STATISTIC
+    counts = q.get("counts", {})
+    if t.a not in counts or t.b not in counts:
+        missing = [s for s in (t.a, t.b) if s not in counts]
+        return [_empty(t, "proportion", stat, "not_testable", f"no counts for {missing} in gan_quality")]
+    (ka, na), (kb, nb) = counts[t.a], counts[t.b]
+    if min(na, nb) < 1:
+        return [_empty(t, "proportion", stat, "not_testable", "empty set")]
+    pa, pb = ka / na, kb / nb
+    rng = np.random.default_rng(seed)
+    # Parametric bootstrap of the difference of two binomial proportions.
+    diffs = rng.binomial(na, pa, n_boot) / na - rng.binomial(nb, pb, n_boot) / nb
+    lo, hi = (float(x) for x in np.quantile(diffs, [t.alpha / 2, 1 - t.alpha / 2]))
+    table = [[ka, na - ka], [kb, nb - kb]]
+    if t.direction == "noninferior":
+        p, v, note = NAN, _verdict("noninferior", pa - pb, lo, hi, NAN, t.alpha, t.margin), f"margin {t.margin:g}"
+    else:
+        p = float(fisher_exact(table, alternative=t.direction).pvalue)
+        other = "less" if t.direction == "greater" else "greater"
+        v = "supported" if p < t.alpha else (
+            "contradicted" if float(fisher_exact(table, alternative=other).pvalue) < t.alpha else "inconclusive")
+        note = ""
+    return [MetricResult(t.id, t.role, "proportion", t.a, t.b, int(na + nb), pa, pb, pa - pb, lo, hi, p, stat, v, note,
+                         alpha=t.alpha)]
+
+
+def aggregate(metrics: list[MetricResult], preconditions: tuple[PreconditionResult, ...] = ()) -> tuple[str, str]:
+    """Claim verdict from its primary metrics and the preconditions they need, with the reason."""
+    prim = [m for m in metrics if m.role == "primary"]
+    untestable = [m for m in prim if m.verdict == "not_testable"]
+    if untestable:
+        ids = {m.test for m in untestable}
+        failed = [p.message for p in preconditions if not p.passed and ids & set(p.tests)]
+        if failed:
+            return "not_testable", "precondition failed: " + "; ".join(dict.fromkeys(failed))
+        return "not_testable", "; ".join(dict.fromkeys(f"{m.test} not testable: {m.note}" for m in untestable))
+    sup = [m for m in prim if m.verdict == "supported"]
+    con = [m for m in prim if m.verdict == "contradicted"]
+    if sup and not con:
+        return "supported", f"{len(sup)} of {len(prim)} primary comparisons support it, none contradicts it"
+    if con and not sup:
+        return "contradicted", f"{len(con)} of {len(prim)} primary comparisons contradict it, none supports it"
+    if sup and con:
+        return "inconclusive", f"mixed: {len(sup)} support, {len(con)} contradict"
+    return "inconclusive", f"none of {len(prim)} primary comparisons is conclusive"
+
+
+def load_results(results_dir: str | Path) -> dict[str, Any]:
+    """Read the results store (CSV and JSON files of a profile and data source)."""
+    d = Path(results_dir)
+    if not d.is_dir():
+        raise DataError(f"results folder {d} does not exist (run the notebooks or `hipaug reproduce` first)")
+    out: dict[str, Any] = {}
+    for p in d.glob("*.csv"):
+        out[p.stem] = pd.read_csv(p)
+    for p in d.glob("*.json"):
+        out[p.stem] = json.loads(p.read_text(encoding="utf-8"))
+    return out
+
+
+def evaluate(ledger: Ledger, results: dict[str, Any], n_boot: int = 5000, seed: int = 0) -> list[ClaimResult]:
+    """Evaluate every claim of the ledger on a results store, preconditions first."""
+    out = []
+    for c in ledger.claims:
+        if c.kind == "context":
+            out.append(ClaimResult(c, "context", [], c.why))
+            continue
+        pre = c.preconditions or ledger.preconditions
+        checked: dict[tuple[str, str], list[PreconditionResult]] = {}
+        users: dict[tuple[str, str], list[str]] = {}
+        rows: list[MetricResult] = []
+        for t in c.tests:
+            failed = []
+            for key in needed_preconditions(t, c.requires):
+                if key not in checked:
+                    checked[key] = (check_learned(key[1], results.get("table8_folds"), pre) if key[0] == "learned"
+                                    else check_filter(results.get("gan_quality"), pre))
+                users.setdefault(key, []).append(t.id)
+                failed += [p for p in checked[key] if not p.passed]
+            rows += _test_rows(t, results, failed, n_boot, seed)
+        pres = tuple(dataclasses.replace(p, tests=tuple(dict.fromkeys(users[k]))) for k, ps in checked.items() for p in ps)
+        verdict, reason = aggregate(rows, pres)
+        out.append(ClaimResult(c, verdict, rows, reason, pres))
+    return out
+
+
+def _test_rows(t: Check, results: dict[str, Any], failed: list[PreconditionResult], n_boot: int,
+               seed: int) -> list[MetricResult]:
+    """One test's metric rows; `failed` preconditions turn every row not testable."""
+    data = results.get(t.result)
+    if data is None:
+        rows = [_empty(t, m, "", "not_testable", f"result {t.result!r} not in the store") for m in t.metrics]
+    elif RESULT_KEYS[t.result] == "paired":
+        rows = _paired(t, data, n_boot, seed)
+    else:
+        rows = _proportions(t, data, n_boot, seed)
+    if failed:  # the numbers stay visible, but a run that fails a precondition never votes
+        # Short: the claim's reason and precondition table carry the measured values.
+        why = "precondition failed: " + ", ".join(dict.fromkeys(f"{p.name} ({p.subject})" for p in failed))
+        rows = [dataclasses.replace(r, verdict="not_testable", note="; ".join(filter(None, (why, r.note))))
+                for r in rows]
+    return rows

@@ -1,0 +1,109 @@
+"""What every chapter notebook does first: check its parameters and open the pipeline."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+import pandas as pd
+
+from hipaug.errors import ConfigError
+from hipaug.pipeline import Pipeline
+
+
+def check_parameters(profile, seed, device, **paths) -> int | None:
+    """Refuse a parameter of the wrong type in one line naming it; return the seed as an int (or None).
+
+    papermill passes `-p` values as it parses them (`-p limb_dir 3` is the int 3), so the types
+    are checked here rather than deep inside the first step that uses them.
+    """
+    def bad(name: str, value, want: str) -> ConfigError:
+        return ConfigError(f"parameter {name}={value!r} must be {want}, got {type(value).__name__}")
+
+    if not isinstance(profile, (str, os.PathLike)) or not str(profile).strip():
+        raise bad("profile", profile, "a profile name or the path of a .yaml profile (str)")
+    for name, value in paths.items():
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise bad(name, value, "a folder path (str) or None")
+    if device is not None:
+        if not isinstance(device, str):
+            raise bad("device", device, "auto, cpu, cuda or None (str)")
+        from hipaug.core import resolve_device
+
+        resolve_device(device)  # an unknown device or CUDA without a GPU fails here, not mid-training
+    if seed is None or (isinstance(seed, int) and not isinstance(seed, bool)):
+        return seed
+    if isinstance(seed, str) and seed.strip().lstrip("-").isdigit():
+        return int(seed)  # `papermill -r seed 3` passes the string "3"
+    raise bad("seed", seed, "an integer or None")
+
+
+def setup(profile: str = "default", seed: int | None = None, limb_dir: str | None = None,
+          pelvic_dir: str | None = None, device: str | None = None, artifacts: str | None = None,
+          results: str | None = None, progress: bool = False) -> Pipeline:
+    """Validate the parameters cell and return the cached pipeline for them.
+
+    A wrong parameter (a number for a folder, an unknown profile, a folder that does not exist,
+    a bad device) raises a one-line HipaugError naming it here, in the cell right after the
+    parameters.
+    """
+    from hipaug.config import load_profile
+
+    seed = check_parameters(profile, seed, device, limb_dir=limb_dir, pelvic_dir=pelvic_dir, artifacts=artifacts,
+                            results=results)
+    try:
+        load_profile(profile)
+    except ConfigError as exc:
+        raise ConfigError(f"parameter profile={str(profile)!r}: {exc}") from None
+    if not progress:
+        os.environ["HIPAUG_PROGRESS"] = "0"
+    logging.getLogger("hipaug").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+    pd.set_option("display.precision", 3)
+    pd.set_option("display.max_columns", 30)
+    pd.set_option("display.width", 160)
+    from hipaug.book.plots import style
+
+    style()
+    return Pipeline(profile, limb_dir=limb_dir, pelvic_dir=pelvic_dir, artifacts=artifacts, results=results,
+                    device=device, seed=seed)
+
+
+def card_markdown(pipe: Pipeline, ds, which: str):
+    """The dataset card as Markdown, naming a phantom set by its artifact rather than a local path."""
+    import dataclasses
+
+    from IPython.display import Markdown
+
+    from hipaug.data import dataset_card
+
+    card = dataset_card(ds)
+    user_dir = pipe.limb_dir if which == "limb" else pipe.pelvic_dir
+    if user_dir is None and ds.root is not None:
+        card = dataclasses.replace(card, root=f"phantom ({ds.root.parent.parent.name}/{ds.root.parent.name} in the artifact cache)")
+    return Markdown(card.to_markdown())
+
+
+def data_summary_text(pipe: Pipeline) -> str:
+    """Markdown naming the data a page shows: folders, fingerprints, classes and counts."""
+    rows, classes = [], []
+    for kind, user_dir in (("limb", pipe.limb_dir), ("pelvic", pipe.pelvic_dir)):
+        ds = getattr(pipe, kind)
+        folder = f"`{user_dir}`" if user_dir is not None else "built-in phantom"
+        skipped = f" ({len(ds.skipped)} unreadable files skipped)" if ds.skipped else ""
+        rows.append(f"| {kind} | {folder} | `{ds.fingerprint[:12]}` | {len(ds)}{skipped} | {len(ds.class_names)} |")
+        # A line per set rather than a table column: a set may have many classes.
+        classes.append(f"- {kind} images per class: " + ", ".join(f"`{c}` {n}" for c, n in ds.class_counts().items()))
+    what = "the built-in phantom radiographs" if pipe.source == "phantom" else "your radiographs"
+    return "\n".join([
+        f"**Data shown:** {what}; profile `{pipe.profile.name}`, seed {pipe.seed}, results store "
+        f"`{pipe.profile.name}/{pipe.source}`.", "",
+        "| set | folder | fingerprint | images | classes |", "|---|---|---|---|---|", *rows, "", *classes, ""])
+
+
+def data_summary(pipe: Pipeline):
+    """The data summary as a Markdown display object (a chapter's `remove-input` cell after setup)."""
+    from IPython.display import Markdown
+
+    return Markdown(data_summary_text(pipe))

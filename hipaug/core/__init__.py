@@ -1,0 +1,12 @@
+"""Foundation shared by every step: atomic I/O, seeds, devices, progress, the artifact store."""
+
+from hipaug.core.io import (  # noqa: F401
+    atomic_torch_save,
+    atomic_write_bytes,
+    atomic_write_text,
+    read_json,
+    torch_load,
+    write_json,
+)
+from hipaug.core.runtime import SUPPORTED_SIZES, check_image_size, deterministic, progress, resolve_device  # noqa: F401
+from hipaug.core.seeds import derive_seed  # noqa: F401

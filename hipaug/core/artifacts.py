@@ -1,0 +1,105 @@
+"""A keyed artifact cache: each step's output lives in a folder named by what produced it.
+
+The key is a hash of the step name, its configuration, the fingerprints of its inputs, the
+seed and the hipaug version, so a finished artifact is reused only when all of these match
+and a stale one is never picked up. Building happens in a `.partial/` folder that is renamed
+into place when done, so a killed run leaves no half artifact behind (and a resumable step,
+such as GAN training, finds its checkpoints in the same `.partial/` folder next time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hipaug import __version__
+from hipaug.core.io import read_json, write_json
+from hipaug.core.project import find_project
+
+KEY_FILE = "artifact.json"
+
+
+def canonical(obj: Any) -> Any:
+    """Turn configs, paths and numpy scalars into plain JSON-able values (stable ordering)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {"__type__": type(obj).__name__, **{f.name: canonical(getattr(obj, f.name)) for f in dataclasses.fields(obj)}}
+    if isinstance(obj, dict):
+        return {str(k): canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, (list, tuple)):
+        return [canonical(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
+        return obj.item()
+    return obj
+
+
+def fingerprint(obj: Any) -> str:
+    """Return the sha256 of the canonical JSON of `obj`."""
+    blob = json.dumps(canonical(obj), sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def default_root() -> Path:
+    """Artifacts root: $HIPAUG_ARTIFACTS; inside a hipaug project its artifacts/; else ./artifacts."""
+    env = os.environ.get("HIPAUG_ARTIFACTS")
+    if env:
+        return Path(env).expanduser()
+    # A notebook run from notebooks/ (papermill, the book) shares the cache of the project root.
+    project = find_project(required=False)
+    return project / "artifacts" if project is not None else Path("artifacts")
+
+
+@dataclasses.dataclass(frozen=True)
+class Artifact:
+    """A finished artifact folder and the description it was keyed on."""
+
+    path: Path  # the folder holding the step's outputs
+    key: str  # full sha256 key
+    spec: dict  # canonical description: step, config, inputs, seed, version
+    cached: bool  # True when reused, False when built in this call
+
+
+def artifact_key(step: str, spec: dict) -> tuple[str, dict]:
+    """Return (key, full spec) for a step; the hipaug version is always part of the key."""
+    full = {"step": step, "hipaug_version": __version__, **canonical(spec)}
+    return fingerprint(full), full
+
+
+def load_or_run(
+    step: str,
+    spec: dict,
+    build: Callable[[Path], Any],
+    root: str | Path | None = None,
+) -> Artifact:
+    """Reuse the finished artifact for (step, spec) or build it with `build(folder)`.
+
+    `spec` must hold everything that determines the output (config, input fingerprints,
+    seed). `build` writes into the folder it is given; when it returns, the folder is renamed
+    into place atomically together with `artifact.json` (the spec, seed and timing).
+    """
+    root = Path(root) if root is not None else default_root()
+    key, full = artifact_key(step, spec)
+    final = root / step / key[:16]
+    if (final / KEY_FILE).is_file():
+        stored = read_json(final / KEY_FILE)
+        if stored.get("key") == key:
+            return Artifact(final, key, full, cached=True)
+        shutil.rmtree(final)  # a truncated-key collision or a hand-edited folder: never reuse
+    partial = root / ".partial" / f"{step}-{key[:16]}"
+    partial.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    build(partial)
+    write_json(partial / KEY_FILE, {"key": key, "spec": full, "seconds": round(time.perf_counter() - t0, 3)})
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(partial, final)
+    return Artifact(final, key, full, cached=False)

@@ -1,0 +1,1 @@
+"""The paper's method: the realism filter and transfer learning."""

@@ -1,0 +1,188 @@
+"""The experiment's steps as cached pipeline stages: AC-GAN, filter, classifiers, transfer, Table VIII."""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from hipaug.core import atomic_write_text, write_json
+from hipaug.core.artifacts import Artifact
+from hipaug.data import ImageDataset, load_dataset
+from hipaug.pipeline.store import PipelineBase
+
+
+class ExperimentSteps(PipelineBase):
+    """The paper's steps, each one cached artifact: AC-GAN, samples, filter, pre-training, fine-tuning folds."""
+
+    # ---------------------------------------------------------------- AC-GAN
+    @cached_property
+    def gan(self) -> Artifact:
+        """The AC-GAN trained on the real limb training images (resumes a killed run)."""
+        from hipaug.training import train_acgan
+
+        train = self.limb_split[0]
+        seed = self.sub_seed("acgan")
+        spec = {"acgan": self.profile.acgan, "data": train.fingerprint, "seed": seed}
+        return self.step("acgan", spec, lambda out: train_acgan(self.profile.acgan, train, out, seed, resume=True))
+
+    @cached_property
+    def synthetic(self) -> ImageDataset:
+        """The unfiltered pool of AC-GAN samples (`filter.synthetic_per_class` per class)."""
+        from hipaug.training import sample_to_folder
+
+        n, seed = self.profile.filter.synthetic_per_class, self.sub_seed("sample")
+        spec = {"gan": self.gan.key, "per_class": n, "seed": seed}
+        art = self.step("synthetic", spec, lambda out: sample_to_folder(self.gan.path, out / "data", n, seed))
+        return load_dataset(art.path / "data", image_size=self.profile.image_size)
+
+    # ---------------------------------------------------------------- classifiers
+    def classifier(self, name: str, train: ImageDataset, cfg, val: ImageDataset | None = None,
+                   seed_name: str = "limb-classifier") -> tuple[torch.nn.Module, pd.DataFrame, Artifact]:
+        """Train (or reuse) a VGG-16 on `train`; identical inputs share one artifact whatever `name`."""
+        from hipaug.method.transfer import build_model
+        from hipaug.models.vgg import load_model, save_model
+        from hipaug.training import train_classifier
+
+        val = val if val is not None else self.limb_split[1]
+        seed = self.sub_seed(seed_name)
+        spec = {"arch": self.profile.arch, "train_cfg": cfg, "train": train.fingerprint, "val": val.fingerprint,
+                "classes": list(train.class_names), "image_size": train.image_size, "seed": seed}
+
+        def build(out: Path) -> None:
+            model = build_model(self.profile.arch, len(train.class_names), train.image_size, seed)
+            res = train_classifier(model, train, cfg, seed=seed, val=val)
+            save_model(res.model, out / "model.pt", {"class_names": list(train.class_names)})
+            atomic_write_text(out / "history.csv", res.history.to_csv(index=False))
+            write_json(out / "summary.json", {"name": name, "best_epoch": int(res.best_epoch), "n_train": len(train),
+                                              "n_val": len(val), "class_names": list(train.class_names)})
+
+        art = self.step("classifier", spec, build)
+        model = load_model(art.path / "model.pt")
+        model.eval()
+        return model, pd.read_csv(art.path / "history.csv"), art
+
+    @cached_property
+    def limb_classifier(self) -> tuple[torch.nn.Module, pd.DataFrame, Artifact]:
+        """The VGG-16 realism filter, trained on the real limb training images."""
+        return self.classifier("limb-filter", self.limb_split[0], self.profile.filter_train)
+
+    @cached_property
+    def synthetic_probs(self) -> np.ndarray:
+        """Filter probabilities of every synthetic image (one scoring pass for all rules)."""
+        from hipaug.training import predict_proba
+
+        model, _, art = self.limb_classifier
+        spec = {"classifier": art.key, "synthetic": self.synthetic.fingerprint}
+
+        def build(out: Path) -> None:
+            p = predict_proba(model, self.synthetic.images, device=self.profile.filter_train.device)
+            np.save(out / "probs.npy", p.astype(np.float32))
+
+        return np.load(self.step("filter-scores", spec, build).path / "probs.npy")
+
+    def filtered(self, threshold: float | None = None, top_k: int | None = None):
+        """FilterResult under a rule (the profile's by default)."""
+        from hipaug.method.filter import filter_from_probs
+
+        if threshold is None and top_k is None:
+            threshold, top_k = self.profile.filter.threshold, self.profile.filter.top_k
+        return filter_from_probs(self.synthetic_probs, self.synthetic.class_names, self.synthetic, threshold, top_k)
+
+    # ---------------------------------------------------------------- transfer
+    def pretrain_sets(self, threshold: float | None = None, top_k: int | None = None):
+        from hipaug.method.transfer import PretrainSets
+
+        train, val = self.limb_split
+        return PretrainSets(train, val, self.filtered(threshold, top_k).selected, self.synthetic)
+
+    def pretrained(self, condition: str, threshold: float | None = None, top_k: int | None = None):
+        """The pre-trained backbone of a condition (None for scratch) and its artifact key."""
+        from hipaug.method.transfer import pretrain_set
+        from hipaug.training.augment import AugmentConfig
+
+        if condition == "scratch":
+            return None, "scratch"
+        sets = self.pretrain_sets(threshold, top_k) if condition in ("with_gan", "unfiltered_gan") else \
+            _real_only_sets(self.limb_split)
+        train = pretrain_set(condition, sets, self.sub_seed("unfiltered-pick"))
+        cfg = self.profile.pretrain
+        augment = (cfg.augment or AugmentConfig()) if condition == "classic" else None
+        epochs = max(1, int(round(cfg.epochs * len(sets.real_train) / len(train))))
+        cfg = dataclasses.replace(cfg, augment=augment, epochs=epochs)
+        model, _, art = self.classifier(f"pretrain-{condition}", train, cfg, val=sets.real_val)
+        return model, art.key
+
+    def condition_folds(self, condition: str, threshold: float | None = None, top_k: int | None = None,
+                        repeat: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Per-fold metrics and per-image predictions of one condition (cached)."""
+        from hipaug.method.transfer import finetune_folds
+
+        model, pre_key = self.pretrained(condition, threshold, top_k)
+        t = self.profile.transfer
+        seed = self.sub_seed(f"finetune-{repeat}")
+        folds = self.folds_for(repeat)
+        spec = {"condition": condition, "pretrained": pre_key, "finetune": self.profile.finetune,
+                "arch": self.profile.arch, "pelvic": self.pelvic.fingerprint, "k": t.k_folds, "repeat": repeat,
+                "freeze_blocks": t.freeze_blocks, "positive": t.positive_class, "seed": seed}
+
+        def build(out: Path) -> None:
+            from hipaug.models.vgg import save_model
+
+            df, preds, kept, hist = finetune_folds(condition, model, self.pelvic, self.profile.arch, self.profile.finetune,
+                                             folds, t.positive_class, seed, freeze_blocks=t.freeze_blocks, repeat=repeat)
+            atomic_write_text(out / "folds.csv", df.to_csv(index=False))
+            atomic_write_text(out / "predictions.csv", preds.to_csv(index=False))
+            atomic_write_text(out / "history.csv", hist.to_csv(index=False))
+            save_model(kept, out / "model_fold0.pt", {"class_names": list(self.pelvic.class_names), "fold": 0})
+
+        art = self.step("finetune", spec, build)
+        self._finetune_dirs[(condition, threshold, top_k, repeat)] = art.path
+        folds_df = pd.read_csv(art.path / "folds.csv")
+        if threshold is not None or top_k is not None:
+            folds_df = folds_df.assign(threshold=threshold, top_k=top_k)
+        return folds_df, pd.read_csv(art.path / "predictions.csv")
+
+    def finetune_history(self) -> pd.DataFrame:
+        """Per-epoch fine-tuning history of every condition, repeat and fold of Table VIII."""
+        self.table8()
+        t = self.profile.transfer
+        return pd.concat([pd.read_csv(self._finetune_dirs[(c, None, None, r)] / "history.csv")
+                          for r in range(t.repeats) for c in t.conditions], ignore_index=True)
+
+    def fold_model(self, condition: str, threshold: float | None = None, top_k: int | None = None):
+        """The fine-tuned pelvic model of fold 0 of a condition (for Grad-CAM)."""
+        from hipaug.models.vgg import load_model
+
+        key = (condition, threshold, top_k, 0)
+        if key not in self._finetune_dirs:
+            self.condition_folds(condition, threshold, top_k)
+        return load_model(self._finetune_dirs[key] / "model_fold0.pt")
+
+    def folds_for(self, repeat: int = 0):
+        """The patient-level folds shared by every condition."""
+        from hipaug.method.transfer import make_folds
+
+        return make_folds(self.pelvic, self.profile.transfer.k_folds, seed=self.sub_seed(f"folds-{repeat}"))
+
+    def table8(self, conditions: tuple[str, ...] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Folds and predictions of every condition (all repeats), recorded in the results store."""
+        conditions = tuple(conditions or self.profile.transfer.conditions)
+        if conditions not in self._table8:  # chapter 5 asks three times: read the artifacts once
+            parts = [self.condition_folds(c, repeat=r) for r in range(self.profile.transfer.repeats) for c in conditions]
+            folds = pd.concat([p[0] for p in parts], ignore_index=True)
+            preds = pd.concat([p[1] for p in parts], ignore_index=True)
+            self.record("table8_folds", folds)
+            self._table8[conditions] = folds, preds
+        folds, preds = self._table8[conditions]
+        return folds.copy(), preds.copy()
+
+
+def _real_only_sets(split):
+    from hipaug.method.transfer import PretrainSets
+
+    return PretrainSets(split[0], split[1], None, None)
