@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from hipaug.core import check_image_size
+from hipaug.core import check_image_size, read_yaml
 from hipaug.errors import ConfigError
 from hipaug.method.conditions import CONDITIONS
 from hipaug.models.vgg import ArchSpec
@@ -169,10 +167,7 @@ def load_profile(name_or_path: str | Path, **overrides: Any) -> Profile:
         path = PROFILE_DIR / f"{name_or_path}.yaml"
         if not path.is_file():
             raise ConfigError(f"unknown profile '{name_or_path}' (built-in: {', '.join(list_profiles())}; or give a .yaml path)")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    raw = read_yaml(path)
     known = {"name", "image_size", "seed", "device", "phantom", "arch", "acgan", "filter_train", "filter",
              "pretrain", "finetune", "transfer", "quality", "ablation", "operating_point"}
     unknown = sorted(set(raw) - known)

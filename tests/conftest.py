@@ -12,6 +12,17 @@ os.environ.setdefault("HIPAUG_PROGRESS", "0")
 os.environ.setdefault("HIPAUG_ARTIFACTS", str(ROOT / "artifacts"))
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for tiny tensors: on a shared 2-core box, competing OpenMP threads run many times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def small_folders(tmp_path_factory) -> tuple[Path, Path]:
     """Small limb and pelvic folders written by `hipaug phantom` (stand-ins for a user's radiographs)."""

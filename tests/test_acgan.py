@@ -31,13 +31,7 @@ def _quiet(monkeypatch):
     monkeypatch.setenv("HIPAUG_PROGRESS", "0")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny tensors: extra threads only add contention on a shared machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_dataset(n: int = 18, size: int = 32, seed: int = 0, classes=CLASSES) -> data.ImageDataset:

@@ -22,13 +22,7 @@ from hipaug.errors import ConfigError, DataError
 TINY = dict(width=1 / 16, fc_width=16)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared 2-core box, 2 OpenMP threads competing with other jobs run up to 50x slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _tiny(num_classes=3, image_size=32, seed=0, **kw):

@@ -155,7 +155,7 @@ def describe_pretrain(profile: Profile) -> str:
 
 def describe_classic(profile: Profile) -> str:
     """Say what separates the `classic` condition from `without_gan` in this profile."""
-    aug = profile.pretrain.augment or AugmentConfig()  # as hipaug.method.transfer.pretrain does for `classic`
+    aug = profile.pretrain.augment or AugmentConfig()  # as hipaug.method.transfer.pretrain_config does for `classic`
     return (f"**Classic augmentation in this run**: `classic` pre-trains on the real limb training images with "
             f"{describe_augment(aug)}, drawn anew for every batch; `without_gan` pre-trains on the same images "
             f"unchanged. {_finetune_augment(profile, same_as=aug)}")

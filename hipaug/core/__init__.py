@@ -5,6 +5,7 @@ from hipaug.core.io import (  # noqa: F401
     atomic_write_bytes,
     atomic_write_text,
     read_json,
+    read_yaml,
     torch_load,
     write_json,
 )

@@ -11,6 +11,9 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
+
+from hipaug.errors import ConfigError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -73,3 +76,12 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, torch.Tensor):
         return o.tolist()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Read a YAML file (an empty file is {}); a syntax error is one ConfigError line naming the file."""
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None

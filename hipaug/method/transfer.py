@@ -73,19 +73,15 @@ def pretrain_set(condition: str, sets: PretrainSets, seed: int) -> ImageDataset 
     return concat(sets.real_train, sets.unfiltered.subset(np.sort(pick))) if n else sets.real_train
 
 
-def pretrain(condition: str, sets: PretrainSets, arch: ArchSpec, cfg, seed: int, run_dir=None):
-    """Pre-train the backbone for a condition; return (model or None, history or None)."""
-    from hipaug.training import train_classifier
+def pretrain_config(condition: str, cfg, n_real: int, n_train: int):
+    """The pre-training TrainConfig of a condition: classic augmentation for `classic`, epochs scaled by n_real / n_train.
 
-    train = pretrain_set(condition, sets, seed)
-    if train is None:
-        return None, None
+    Scaling keeps the number of optimiser steps about the same whatever the set's size (a set
+    with synthetic images would otherwise also get more updates); `cfg.epochs` stays a cap.
+    """
     augment = (cfg.augment or AugmentConfig()) if condition == "classic" else None
-    epochs = max(1, int(round(cfg.epochs * len(sets.real_train) / len(train))))
-    cfg = dataclasses.replace(cfg, augment=augment, epochs=epochs)
-    model = build_model(arch, len(train.class_names), train.image_size, seed)
-    result = train_classifier(model, train, cfg, seed=seed, val=sets.real_val, run_dir=run_dir)
-    return result.model, result.history
+    epochs = max(1, int(round(cfg.epochs * n_real / n_train)))
+    return dataclasses.replace(cfg, augment=augment, epochs=epochs)
 
 
 def finetune_folds(condition: str, pretrained: torch.nn.Module | None, pelvic: ImageDataset, arch: ArchSpec,

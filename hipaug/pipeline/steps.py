@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from functools import cached_property
 from pathlib import Path
 
@@ -102,18 +101,14 @@ class ExperimentSteps(PipelineBase):
 
     def pretrained(self, condition: str, threshold: float | None = None, top_k: int | None = None):
         """The pre-trained backbone of a condition (None for scratch) and its artifact key."""
-        from hipaug.method.transfer import pretrain_set
-        from hipaug.training.augment import AugmentConfig
+        from hipaug.method.transfer import pretrain_config, pretrain_set
 
         if condition == "scratch":
             return None, "scratch"
         sets = self.pretrain_sets(threshold, top_k) if condition in ("with_gan", "unfiltered_gan") else \
             _real_only_sets(self.limb_split)
         train = pretrain_set(condition, sets, self.sub_seed("unfiltered-pick"))
-        cfg = self.profile.pretrain
-        augment = (cfg.augment or AugmentConfig()) if condition == "classic" else None
-        epochs = max(1, int(round(cfg.epochs * len(sets.real_train) / len(train))))
-        cfg = dataclasses.replace(cfg, augment=augment, epochs=epochs)
+        cfg = pretrain_config(condition, self.profile.pretrain, len(sets.real_train), len(train))
         model, _, art = self.classifier(f"pretrain-{condition}", train, cfg, val=sets.real_val)
         return model, art.key
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from hipaug.core.io import read_yaml
 from hipaug.core.project import find_project
 from hipaug.errors import ConfigError, DataError
 
@@ -114,10 +114,7 @@ def load_ledger(path: str | Path | None = None) -> Ledger:
     path = Path(path) if path is not None else default_ledger()
     if not path.is_file():
         raise ConfigError(f"claims ledger {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    raw = read_yaml(path)
     note = (path.parent / raw.get("note", "")).resolve()
     if "preconditions" not in raw:
         raise ConfigError(f"{path.name}: no top-level preconditions mapping")
