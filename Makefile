@@ -14,7 +14,7 @@ OUT ?=
 ARTIFACTS ?= artifacts
 export HIPAUG_ARTIFACTS := $(abspath $(ARTIFACTS))
 
-.PHONY: venv lint layout test test-fast test-slow book book-smoke nbval-refs bench contact-sheet clean help
+.PHONY: venv lint layout test browser test-fast test-slow book book-smoke nbval-refs bench contact-sheet clean help
 
 help:
 	@echo "make book [PROFILE=default|smoke|paper]   build the Jupyter Book into _build/html"
@@ -44,8 +44,12 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.
 
 # Everything: nbval regression runs of the smoke notebooks (tests/notebooks), unit tests
 # (including the slow AC-GAN conditioning check) and the smoke-book build + browser check.
-test: $(STAMP) lint
+# The browser comes first: installed with apt-get when missing (as root), else one line naming it.
+test: browser $(STAMP) lint
 	HIPAUG_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider $(NBVAL) tests
+
+browser:
+	@bash scripts/ensure_chromium.sh
 
 # The architecture as contracts (pyproject.toml [tool.importlinter]) and no unused imports or names.
 lint: $(STAMP)

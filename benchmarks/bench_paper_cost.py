@@ -17,117 +17,49 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 
 import bench_common as bc
-import torch
-import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
-
-def _count(fn) -> int:
-    with FlopCounterMode(display=False) as fc:
-        fn()
-    return int(fc.get_total_flops())
-
-
-def network_flops(prof, num_classes: int) -> dict:
-    """FLOPs per image (VGG train/forward) and per step (AC-GAN) at the profile's sizes, on `meta`."""
-    from hipaug.models.acgan import build_models
-    from hipaug.training import discriminator_loss, generator_loss
-    from hipaug.models.vgg import VGG16
-
-    a, S, cfg = prof.arch, prof.image_size, prof.acgan
-    B = 8  # VGG FLOPs are linear in the batch: count 8 images and divide
-    with torch.device("meta"):
-        vgg = VGG16(num_classes, 1, a.width, a.fc_width, S, a.batch_norm, a.dropout)
-        x = torch.rand(B, 1, S, S)
-        y = torch.randint(0, num_classes, (B,))
-    out = {"vgg_train_img": _count(lambda: F.cross_entropy(vgg(x), y).backward()) / B}
-    with torch.no_grad():
-        out["vgg_fwd_img"] = _count(lambda: vgg(x)) / B
-
-    Bg = cfg.batch_size
-    with torch.device("meta"):
-        torch.manual_seed(0)
-        G, D = build_models(cfg, num_classes)
-        real = torch.rand(Bg, 1, S, S)
-        yg = torch.randint(0, num_classes, (Bg,))
-
-    def gan_step():
-        # hipaug.training.gan.train_acgan: n_critic D updates, the last on a fake batch generated with
-        # gradients that G's update then reuses (one G forward per step when n_critic == 1).
-        for k in range(cfg.n_critic):
-            last = k == cfg.n_critic - 1
-            with torch.set_grad_enabled(last):
-                fake = G(torch.randn(Bg, cfg.latent_dim, device="meta"), yg)
-            d_loss, _ = discriminator_loss(D, real, yg, fake.detach(), yg, cfg.label_smoothing, cfg.aux_weight,
-                                           cfg.aux_fake_in_d)
-            d_loss.backward()
-        g_loss, _ = generator_loss(D, fake, yg, cfg.aux_weight)
-        g_loss.backward()
-
-    out["gan_step"] = _count(gan_step)
-    with torch.no_grad():
-        out["g_fwd_img"] = _count(lambda: G(torch.randn(Bg, cfg.latent_dim, device="meta"), yg)) / Bg
-    out["vgg_params"] = sum(p.numel() for p in vgg.parameters())
-    out["g_params"] = sum(p.numel() for p in G.parameters())
-    out["d_params"] = sum(p.numel() for p in D.parameters())
-    return out
-
-
-def limb_classes(prof) -> int:
-    from hipaug.data.phantoms import render_limb
-
-    return len(render_limb(1, image_size=32, seed=0, labels=prof.phantom.limb_labels).class_names)
+from hipaug.pipeline.cost import Sizes, classifier_flops, limb_class_count, network_flops, step_flops
 
 
 def stage_rows(prof, f: dict, C: int) -> list[dict]:
     """(stage, where, images or steps, PFLOP) of every compute-heavy step of the pipeline."""
     ph, cfg = prof.phantom, prof.acgan
-    n_limb = C * ph.limb_per_class
-    n_val = int(round(prof.pretrain.val_fraction * n_limb))
-    n_tr = n_limb - n_val
+    sizes = Sizes.of_profile(prof, C)
+    n_tr, n_val = sizes.limb_split(prof)
     n_syn = C * prof.filter.synthetic_per_class
-    T, Fw = f["vgg_train_img"], f["vgg_fwd_img"]
+    u = step_flops(prof, f, sizes)  # one task of each kind, as the grid's dry run shows them
     rows = []
 
     def add(stage, where, count, what, flops):
         rows.append({"stage": stage, "runs in": where, "count": int(count), "unit": what, "PFLOP": flops / 1e15})
 
-    def classifier(epochs, n_train, n_v):
-        return epochs * n_train * T + epochs * n_v * Fw
-
-    grids = math.ceil(cfg.steps / cfg.sample_every) if cfg.sample_every else 1
-    add("AC-GAN training", "reproduce", cfg.steps, "steps", cfg.steps * f["gan_step"]
-        + grids * (8 * min(cfg.batch_size, 64) + C * cfg.grid_per_class) * f["g_fwd_img"])
-    add("AC-GAN sampling", "reproduce", n_syn, "images", (n_syn + 512) * f["g_fwd_img"])
+    add("AC-GAN training", "reproduce", cfg.steps, "steps", u["acgan"])
+    add("AC-GAN sampling", "reproduce", n_syn, "images", u["synthetic"])
     ft = prof.filter_train
-    add("realism filter: train VGG-16", "reproduce", ft.epochs * n_tr, "train images",
-        classifier(ft.epochs, n_tr, n_val))
-    add("realism filter: score synthetic", "reproduce", n_syn, "images", n_syn * Fw)
+    add("realism filter: train VGG-16", "reproduce", ft.epochs * n_tr, "train images", u["filter"])
+    add("realism filter: score synthetic", "reproduce", n_syn, "images", u["filter-scores"])
     # Pre-training: every condition runs ~epochs x |real train| images (epochs scaled by set size).
     pt = prof.pretrain
     shared = dataclasses.replace(pt, augment=None) == ft  # without_gan re-uses the filter's artifact
     conds = [c for c in prof.transfer.conditions if c != "scratch" and not (c == "without_gan" and shared)]
     add(f"pre-train ({', '.join(conds)})", "reproduce", len(conds) * pt.epochs * n_tr, "train images",
-        len(conds) * classifier(pt.epochs, n_tr, n_val))
+        len(conds) * u["pretrain"])
     # Fine-tuning: conditions x repeats x k folds.
     t, fn = prof.transfer, prof.finetune
-    n_p = ph.pelvic_n
-    fold_train = n_p * (t.k_folds - 1) / t.k_folds
-    f_va = fold_train * fn.val_fraction
-    f_tr = fold_train - f_va
-    per_cv = t.k_folds * (classifier(fn.epochs, f_tr, f_va) + (n_p / t.k_folds) * Fw)
+    fold_train = ph.pelvic_n * (t.k_folds - 1) / t.k_folds
+    f_tr = fold_train - fold_train * fn.val_fraction
     n_cv = len(t.conditions) * t.repeats
     add(f"fine-tune ({len(t.conditions)} conditions x {t.repeats} repeats x {t.k_folds} folds)", "reproduce",
-        n_cv * t.k_folds * fn.epochs * f_tr, "train images", n_cv * per_cv)
+        n_cv * t.k_folds * fn.epochs * f_tr, "train images", n_cv * t.k_folds * u["finetune"])
     ab = prof.ablation
     n_ab = len(ab.thresholds) + len(ab.top_k)
     add(f"ablations ({n_ab} selection rules: pre-train + fine-tune)", "book", n_ab * (pt.epochs * n_tr + t.k_folds
-        * fn.epochs * f_tr), "train images", n_ab * (classifier(pt.epochs, n_tr, n_val) + per_cv))
+        * fn.epochs * f_tr), "train images", n_ab * (u["pretrain"] + t.k_folds * u["finetune"]))
+    Fw = f["vgg_fwd_img"]
     add("features, GAN-train/GAN-test (upper bound: all synthetic accepted)", "book", 2 * ft.epochs * n_syn,
-        "train images", (n_tr + n_val + n_syn) * Fw + 2 * (classifier(ft.epochs, 0.8 * n_syn, 0.2 * n_syn)
+        "train images", (n_tr + n_val + n_syn) * Fw + 2 * (classifier_flops(f, ft.epochs, 0.8 * n_syn, 0.2 * n_syn)
                                                            + n_val * Fw))
     return rows
 
@@ -142,7 +74,7 @@ def main(argv=None) -> dict:
 
     la = bc.loadavg()
     prof = load_profile(a.profile, device="cpu")
-    C = limb_classes(prof)
+    C = limb_class_count(prof)
     f = network_flops(prof, C)
     rows = stage_rows(prof, f, C)
     cpu_ref = bc.conv_reference_gflops(a.results) or 80.0

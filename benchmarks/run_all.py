@@ -19,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 # In order: the machine reference first (the utilisation denominator), the long pipeline last.
-BENCHMARKS = ("machine", "paper_cost", "phantom_gen", "inference", "training", "levers", "scaling", "pipeline")
+BENCHMARKS = ("machine", "paper_cost", "phantom_gen", "inference", "training", "levers", "scaling", "pipeline", "grid")
 
 
 def main(argv=None) -> int:

@@ -8,7 +8,7 @@
 
 # %% [markdown]
 # (ch-data)=
-# # 1. The data: limb and pelvic radiographs
+# # The data: limb and pelvic radiographs
 #
 # {cite:t}`linMedicalDataAugmentation2019` work with two private, de-identified data sets
 # from Linkou Chang Gung Memorial Hospital: a **Limb X-ray** set, which the AC-GAN augments
@@ -34,7 +34,7 @@ from IPython.display import Markdown, display
 
 from hipaug.book import plots
 from hipaug.data import patient_kfold
-from hipaug.book.notebook import card_markdown, data_summary, setup
+from hipaug.book.notebook import card_markdown, data_summary, setup, show_figure
 from hipaug.book.prose import describe_cv, describe_phantom
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
@@ -66,20 +66,44 @@ Markdown(describe_phantom(pipe.profile, pipe.source))
 # comminuted), with the distal fragment displaced or angulated from subtle to obvious.
 #
 # Each set has a card (classes, patients, the size and bit depth of the source files,
-# intensities), examples per class and the intensity histogram of each class. On your own
+# intensities), examples per class ({numref}`fig-limb-examples`, {numref}`fig-pelvic-examples`)
+# and the intensity histogram of each class ({numref}`fig-limb-intensities`,
+# {numref}`fig-pelvic-intensities`). The histograms show how much of each image is background
+# and where soft tissue and bone sit on the grey scale: classes of one body part should overlap
+# closely, since a fracture changes few pixels. On your own
 # data the card also lists warnings: identical images in two classes, patients in several
 # classes, class sizes differing more than threefold, source files of mixed bit depth.
 
 # %%
 card_markdown(pipe, limb, "limb")
 
-# %%
+# %% tags=["remove-output"]
 fig = plots.class_grid(limb.images, limb.labels, limb.class_names, per_class=8, seed=pipe.seed)
-plots.plt.show()
+show_figure(fig, "fig-limb-examples", pipe, per_class=8, classes=len(limb.class_names), images=len(limb))
 
-# %%
-fig = plots.intensity_histograms(limb, title="limb set: pixel intensities per class")
-plots.plt.show()
+# %% [markdown]
+# ```{glue:figure} fig-limb-examples
+# :name: fig-limb-examples
+# :alt: A grid of greyscale limb radiographs: each row holds examples of one class, whose name is written at the row's left.
+#
+# Limb radiographs drawn at random, up to {glue:text}`fig-limb-examples-per_class` per class, one row
+# for each of the {glue:text}`fig-limb-examples-classes` classes of the set's
+# {glue:text}`fig-limb-examples-images` images; {glue:md}`fig-limb-examples-run`.
+# ```
+
+# %% tags=["remove-output"]
+fig = plots.intensity_histograms(limb)
+show_figure(fig, "fig-limb-intensities", pipe, classes=len(limb.class_names), images=len(limb))
+
+# %% [markdown]
+# ```{glue:figure} fig-limb-intensities
+# :name: fig-limb-intensities
+# :alt: Step histograms of pixel intensity from black to white on a logarithmic density axis, one coloured line per limb class.
+#
+# Pixel intensities of the limb set: a density histogram per class (logarithmic axis) over all
+# {glue:text}`fig-limb-intensities-images` images in {glue:text}`fig-limb-intensities-classes`
+# classes; the legend gives each class's image count; {glue:md}`fig-limb-intensities-run`.
+# ```
 
 # %% [markdown]
 # ## The pelvic set
@@ -91,13 +115,34 @@ plots.plt.show()
 # %%
 card_markdown(pipe, pelvic, "pelvic")
 
-# %%
+# %% tags=["remove-output"]
 fig = plots.class_grid(pelvic.images, pelvic.labels, pelvic.class_names, per_class=8, seed=pipe.seed)
-plots.plt.show()
+show_figure(fig, "fig-pelvic-examples", pipe, per_class=8, images=len(pelvic),
+            classes=" and ".join(pelvic.class_names))
 
-# %%
-fig = plots.intensity_histograms(pelvic, title="pelvic set: pixel intensities per class")
-plots.plt.show()
+# %% [markdown]
+# ```{glue:figure} fig-pelvic-examples
+# :name: fig-pelvic-examples
+# :alt: Two rows of greyscale AP pelvis radiographs, one row per class, whose name is written at the row's left.
+#
+# Pelvic radiographs drawn at random, up to {glue:text}`fig-pelvic-examples-per_class` per class,
+# one row each for {glue:text}`fig-pelvic-examples-classes`, from the set's
+# {glue:text}`fig-pelvic-examples-images` images; {glue:md}`fig-pelvic-examples-run`.
+# ```
+
+# %% tags=["remove-output"]
+fig = plots.intensity_histograms(pelvic)
+show_figure(fig, "fig-pelvic-intensities", pipe, images=len(pelvic))
+
+# %% [markdown]
+# ```{glue:figure} fig-pelvic-intensities
+# :name: fig-pelvic-intensities
+# :alt: Step histograms of pixel intensity from black to white on a logarithmic density axis, one coloured line per pelvic class.
+#
+# Pixel intensities of the pelvic set: a density histogram per class (logarithmic axis) over all
+# {glue:text}`fig-pelvic-intensities-images` images; the legend gives each class's image count;
+# {glue:md}`fig-pelvic-intensities-run`.
+# ```
 
 # %%
 meta_cols = [c for c in ("fracture_type", "side") if c in pelvic.meta.columns]
@@ -109,7 +154,8 @@ if meta_cols:
 #
 # The paper's Table VIII is a five-fold cross-validation. hipaug's folds are grouped by
 # patient, so no patient's images are in both the training and the test part of a fold (a
-# leak that inflates accuracy on real data, where patients often have several images).
+# leak that inflates accuracy on real data, where patients often have several images). The
+# first table gives the range over the folds; the table of every fold is folded away below it.
 
 # %% tags=["remove-input"]
 Markdown(describe_cv(pipe.profile))
@@ -123,6 +169,9 @@ for i, (tr, te) in enumerate(folds):
                  "test fracture share": round(float((pelvic.labels[te] == pelvic.class_names.index("fracture")).float().mean()), 3),
                  "patients in both": len(shared)})
 fold_table = pd.DataFrame(rows)
+fold_table.drop(columns="fold").agg(["min", "max"]).rename_axis("over the folds")
+
+# %% tags=["hide-output"] mystnb={"code_prompt_show": "Show the table of every fold", "code_prompt_hide": "Hide the table of every fold"}
 fold_table
 
 # %%

@@ -8,7 +8,7 @@
 
 # %% [markdown]
 # (ch-classic)=
-# # 2. Classic augmentation: the paper's starting point
+# # Classic augmentation: the paper's starting point
 #
 # The paper opens with the claim that "classic data augmentation methods such as flipping,
 # rotating, and scaling, are helpful in classification tasks, but these methods usually are
@@ -38,7 +38,7 @@ from IPython.display import Markdown
 from hipaug.book import plots
 from hipaug.training.augment import AugmentConfig, classic_augment
 from hipaug.evaluation import METRICS, paired_tests, summarize
-from hipaug.book.notebook import data_summary, setup
+from hipaug.book.notebook import data_summary, setup, show_figure
 from hipaug.book.prose import comparison_table, describe_classic
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
@@ -54,18 +54,28 @@ Markdown(describe_classic(pipe.profile))
 # %% [markdown]
 # ## What classic augmentation does
 #
-# Each row is a real limb radiograph and five random draws of the augmentation. The anatomy,
-# the fracture and the patient stay the same: classic augmentation adds pose and exposure
-# variation, not new patients, new fracture patterns or new anatomy.
+# Each row of {numref}`fig-classic-examples` is a real limb radiograph and random draws of the
+# augmentation. The anatomy, the fracture and the patient stay the same: classic augmentation
+# adds pose and exposure variation, not new patients, new fracture patterns or new anatomy.
 
-# %%
+# %% tags=["remove-output"]
 limb = pipe.limb
 gen = torch.Generator().manual_seed(pipe.sub_seed("augment-figure"))
 idx = torch.randperm(len(limb), generator=gen)[:4]
 originals = limb.images[idx]
 augmented = [classic_augment(originals, aug_cfg, gen) for _ in range(5)]
 fig = plots.augmentation_examples(originals, augmented)
-plots.plt.show()
+show_figure(fig, "fig-classic-examples", pipe, images=len(originals), draws=len(augmented))
+
+# %% [markdown]
+# ```{glue:figure} fig-classic-examples
+# :name: fig-classic-examples
+# :alt: Rows of limb radiographs: the original image at the left, then random copies of it with a changed pose and brightness.
+#
+# Classic augmentation of {glue:text}`fig-classic-examples-images` real limb radiographs drawn at
+# random (left column): each is followed by {glue:text}`fig-classic-examples-draws` random draws of
+# the profile's augmentation (the settings above); {glue:md}`fig-classic-examples-run`.
+# ```
 
 # %% [markdown]
 # ## Does it help transfer learning?
@@ -75,16 +85,31 @@ plots.plt.show()
 # ({ref}`ch-data`). Each condition is computed once and cached; {ref}`ch-transfer` reuses
 # these runs and explains the tests: the paper's plain paired t-test, the corrected
 # resampled t-test with its confidence interval, and the minimum difference detectable with
-# 80 % power (MDD), all differences in points.
+# 80 % power (MDD), all differences in points. {numref}`fig-classic-folds` pairs the conditions
+# fold by fold: a line that rises from one condition to the next is a fold where the second did
+# better, and lines that cross say the folds disagree.
 
 # %%
 conditions = [c for c in ("without_gan", "classic", "with_gan") if c in pipe.profile.transfer.conditions]
 folds = pd.concat([pipe.condition_folds(c)[0] for c in conditions], ignore_index=True)
 summarize(folds, METRICS).round(3)
 
-# %%
-fig = plots.paired_folds(folds, ["accuracy", "sensitivity", "specificity", "f1", "auc"], conditions)
-plots.plt.show()
+# %% tags=["remove-output"]
+shown = ["accuracy", "sensitivity", "specificity", "f1", "auc"]
+fig = plots.paired_folds(folds, shown, conditions)
+show_figure(fig, "fig-classic-folds", pipe, metrics=", ".join(shown), conditions=", ".join(conditions),
+            runs=len(folds.groupby(["repeat", "fold"])))
+
+# %% [markdown]
+# ```{glue:figure} fig-classic-folds
+# :name: fig-classic-folds
+# :alt: Small panels, one per metric; in each, grey lines join one fold's values across the conditions and a black line joins their means.
+#
+# Fine-tuned pelvic classifiers fold by fold: {glue:text}`fig-classic-folds-metrics` of the
+# conditions {glue:text}`fig-classic-folds-conditions` on the same patient-level test folds. A
+# grey line per fold ({glue:text}`fig-classic-folds-runs` folds in all) joins its values; the
+# black diamonds are the means; {glue:md}`fig-classic-folds-run`.
+# ```
 
 # %%
 q = pipe.profile.quality

@@ -8,7 +8,7 @@
 
 # %% [markdown]
 # (ch-acgan)=
-# # 3. The AC-GAN: synthetic limb radiographs
+# # The AC-GAN: synthetic limb radiographs
 #
 # The paper augments the limb set with an auxiliary-classifier GAN
 # {cite}`odenaConditionalImageSynthesis2017`: a generator $G(z, c)$ draws an image of class
@@ -55,7 +55,7 @@ from hipaug.models import acgan
 from hipaug.training import read_history
 
 from hipaug.book import plots
-from hipaug.book.notebook import data_summary, setup
+from hipaug.book.notebook import data_summary, setup, show_figure
 from hipaug.book.prose import describe_acgan
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
@@ -87,13 +87,26 @@ print(D)
 # The AC-GAN is trained on the real limb **training** images only (the validation images are
 # kept apart for the realism filter and the quality measures). Training is cached: this cell
 # trains once per configuration, seed and data, and resumes from the last checkpoint if a run
-# was interrupted.
+# was interrupted. {numref}`fig-acgan-history` follows the two players: D's losses and
+# accuracies should stay away from the extremes (a discriminator that is always right gives G no
+# signal), and G's loss should not climb steadily.
 
-# %%
+# %% tags=["remove-output"]
 run_dir = pipe.gan.path
 history = read_history(run_dir)
 fig = plots.gan_history(history)
-plots.plt.show()
+show_figure(fig, "fig-acgan-history", pipe, steps=int(history["step"].iloc[-1]),
+            images=len(pipe.limb_split[0]))
+
+# %% [markdown]
+# ```{glue:figure} fig-acgan-history
+# :name: fig-acgan-history
+# :alt: Two line charts against the training step: at the left the discriminator's and generator's losses, at the right the discriminator's accuracies between zero and one.
+#
+# AC-GAN training on the {glue:text}`fig-acgan-history-images` real limb training images, over
+# {glue:text}`fig-acgan-history-steps` steps: the losses of D and G (left) and D's accuracies
+# (right); {glue:md}`fig-acgan-history-run`.
+# ```
 
 # %%
 history.tail(3).round(3)
@@ -101,23 +114,47 @@ history.tail(3).round(3)
 # %% [markdown]
 # ## Samples over training
 #
-# Fixed noise, one row per class: the same latent vector moves from noise to anatomy.
+# Fixed noise, one row per class: in {numref}`fig-acgan-progress` the same latent vector moves
+# from noise to anatomy.
 
-# %%
+# %% tags=["remove-output"]
 fig = plots.sample_progress(run_dir / "samples")
-plots.plt.show()
+shown_steps = [ax.get_title().removeprefix("step ") for ax in fig.axes]
+show_figure(fig, "fig-acgan-progress", pipe, steps=", ".join(shown_steps), panels=len(shown_steps))
+
+# %% [markdown]
+# ```{glue:figure} fig-acgan-progress
+# :name: fig-acgan-progress
+# :alt: Side-by-side grids of synthetic limb radiographs at increasing training steps: blurry noise at the left, recognisable bones at the right.
+#
+# The generator's samples at {glue:text}`fig-acgan-progress-panels` points of training (steps
+# {glue:text}`fig-acgan-progress-steps`): the same noise vectors throughout, one row per limb
+# class; {glue:md}`fig-acgan-progress-run`.
+# ```
 
 # %% [markdown]
 # ## The synthetic pool
 #
 # Samples of the sampling generator (see the settings above), `filter.synthetic_per_class`
 # per class: the pool the realism
-# filter ({ref}`ch-filter`) chooses from. Compare with the real images of {ref}`ch-data`.
+# filter ({ref}`ch-filter`) chooses from. Compare {numref}`fig-acgan-pool` with the real images
+# of {numref}`fig-limb-examples` in {ref}`ch-data`.
 
-# %%
+# %% tags=["remove-output"]
 synthetic = pipe.synthetic
 fig = plots.class_grid(synthetic.images, synthetic.labels, synthetic.class_names, per_class=8, seed=pipe.seed)
-plots.plt.show()
+show_figure(fig, "fig-acgan-pool", pipe, per_class=8, classes=len(synthetic.class_names), images=len(synthetic))
+
+# %% [markdown]
+# ```{glue:figure} fig-acgan-pool
+# :name: fig-acgan-pool
+# :alt: A grid of synthetic greyscale limb radiographs: each row holds samples generated for one class, whose name is written at the row's left.
+#
+# Synthetic limb radiographs from the AC-GAN's sampling generator, up to
+# {glue:text}`fig-acgan-pool-per_class` drawn at random per class, one row for each of the
+# {glue:text}`fig-acgan-pool-classes` classes of the {glue:text}`fig-acgan-pool-images` images in
+# the pool; {glue:md}`fig-acgan-pool-run`.
+# ```
 
 # %%
 last = history.iloc[-1]

@@ -8,7 +8,7 @@
 
 # %% [markdown]
 # (ch-filter)=
-# # 4. The VGG-16 realism filter
+# # The VGG-16 realism filter
 #
 # "We also trained the VGG-16 CNN model with the Limb X-ray dataset for the selection of
 # images with the best qualities. Then we made the synthetic images as input for the trained
@@ -40,7 +40,7 @@ from sklearn.metrics import confusion_matrix
 from hipaug.book import plots
 from hipaug.evaluation import gan_test_accuracy
 from hipaug.method.filter import filter_from_probs
-from hipaug.book.notebook import data_summary, setup
+from hipaug.book.notebook import data_summary, setup, show_figure
 from hipaug.book.prose import describe_filter
 from hipaug.training import predict_proba
 
@@ -60,10 +60,25 @@ pd.Series({"train images": len(train), "validation images": len(val), "classes":
 
 # %% [markdown]
 # ## How well does the filter recognise real limb radiographs?
+#
+# A filter that cannot tell the limb classes apart on real images cannot judge whether a
+# synthetic image shows its class. {numref}`fig-filter-training` shows its training, and the
+# confusion matrix below its errors on the held-out real images.
 
-# %%
+# %% tags=["remove-output"]
 fig = plots.training_curves(history, "VGG-16 on real limb images")
-plots.plt.show()
+show_figure(fig, "fig-filter-training", pipe, epochs=len(history), train=len(train), val=len(val))
+
+# %% [markdown]
+# ```{glue:figure} fig-filter-training
+# :name: fig-filter-training
+# :alt: Two line charts against the epoch: at the left training and validation loss, at the right training and validation accuracy.
+#
+# The realism filter, a VGG-16 trained on {glue:text}`fig-filter-training-train` real limb images:
+# loss (left) and accuracy (right) on them and on {glue:text}`fig-filter-training-val` held-out
+# validation images, over {glue:text}`fig-filter-training-epochs` epochs;
+# {glue:md}`fig-filter-training-run`.
+# ```
 
 # %%
 val_probs = predict_proba(model, val.images)
@@ -76,19 +91,45 @@ cm
 
 # %% [markdown]
 # ## Scoring the synthetic pool
+#
+# Each synthetic image gets the filter's probability for the class it was generated for
+# ({numref}`fig-filter-scores`); the rule keeps the images that pass. {numref}`fig-filter-extremes`
+# shows the clearest passes and failures.
 
-# %%
+# %% tags=["remove-output"]
 synthetic = pipe.synthetic
 result = pipe.filtered()
 fig = plots.score_histogram(result.scores, result.threshold)
-plots.plt.show()
+show_figure(fig, "fig-filter-scores", pipe, images=len(result.scores), accepted=int(result.scores["accepted"].sum()),
+            rule=pipe.profile.filter.rule + (" (the dashed line)" if result.threshold is not None else ""))
+
+# %% [markdown]
+# ```{glue:figure} fig-filter-scores
+# :name: fig-filter-scores
+# :alt: A stacked histogram of filter scores between zero and one, coloured by the class each synthetic image was generated for, with a dashed vertical line at the acceptance threshold when the rule has one.
+#
+# Filter scores of the {glue:text}`fig-filter-scores-images` synthetic limb images: the
+# probability the realism filter gives the class each image was generated for, stacked by class.
+# The rule {glue:text}`fig-filter-scores-rule` accepted
+# {glue:text}`fig-filter-scores-accepted` of them; {glue:md}`fig-filter-scores-run`.
+# ```
 
 # %%
 result.acceptance.round(3)
 
-# %%
+# %% tags=["remove-output"]
 fig = plots.accepted_vs_rejected(synthetic.images, result.scores, n=8)
-plots.plt.show()
+show_figure(fig, "fig-filter-extremes", pipe, n=8)
+
+# %% [markdown]
+# ```{glue:figure} fig-filter-extremes
+# :name: fig-filter-extremes
+# :alt: Two rows of synthetic limb radiographs, accepted images above and rejected images below, each titled with its intended class and its score.
+#
+# Top row: up to {glue:text}`fig-filter-extremes-n` accepted synthetic images with the highest
+# scores; bottom row: up to as many rejected ones with the lowest. Each title gives the class the
+# image was generated for and the filter's probability for it; {glue:md}`fig-filter-extremes-run`.
+# ```
 
 # %% [markdown]
 # GAN-test accuracy {cite}`shmelkovHowGoodMy2018` is the share of synthetic images that the
@@ -104,16 +145,30 @@ per_class.round(3).to_frame("GAN-test accuracy")
 # %% [markdown]
 # ## Threshold sweep
 #
-# How many images each class keeps as the rule gets stricter. The scores are computed once;
-# every threshold re-uses them.
+# How many images each class keeps as the rule gets stricter ({numref}`fig-filter-sweep`). The
+# scores are computed once; every threshold re-uses them. A class whose curve falls early is one
+# the generator draws less convincingly, or one the filter confuses on real images too.
 
-# %%
+# %% tags=["remove-output"]
+thresholds = np.round(np.linspace(0.0, 1.0, 21), 2)
 sweep = pd.concat([
     filter_from_probs(pipe.synthetic_probs, synthetic.class_names, synthetic, threshold=t).acceptance
     .drop(index="(all)").reset_index(names="generated_class").assign(threshold=t)
-    for t in np.round(np.linspace(0.0, 1.0, 21), 2)], ignore_index=True)
+    for t in thresholds], ignore_index=True)
 fig = plots.threshold_sweep(sweep, result.threshold)
-plots.plt.show()
+show_figure(fig, "fig-filter-sweep", pipe, n=len(thresholds), lo=f"{thresholds[0]:g}", hi=f"{thresholds[-1]:g}",
+            rule=pipe.profile.filter.rule)
+
+# %% [markdown]
+# ```{glue:figure} fig-filter-sweep
+# :name: fig-filter-sweep
+# :alt: Falling line charts, one per limb class, of the share of synthetic images accepted against the threshold, with a dashed vertical line at this run's threshold when the rule has one.
+#
+# Share of each class's synthetic images a threshold rule would accept, at
+# {glue:text}`fig-filter-sweep-n` thresholds from {glue:text}`fig-filter-sweep-lo` to
+# {glue:text}`fig-filter-sweep-hi`; the dashed line marks this run's rule,
+# {glue:text}`fig-filter-sweep-rule`, when it is a threshold; {glue:md}`fig-filter-sweep-run`.
+# ```
 
 # %%
 pipe.record("filter_acceptance", result.acceptance.reset_index(names="class"))

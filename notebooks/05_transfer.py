@@ -8,7 +8,7 @@
 
 # %% [markdown]
 # (ch-transfer)=
-# # 5. Transfer learning and Table VIII
+# # Transfer learning and Table VIII
 #
 # The paper pre-trains the hip-fracture classifier on the limb set, without or with the
 # selected AC-GAN images, replaces the head and fine-tunes on pelvic radiographs; Table VIII
@@ -39,7 +39,7 @@ from IPython.display import Markdown
 
 from hipaug.book import plots
 from hipaug.evaluation import METRICS, PAPER_METRICS, format_mean_sd, training_stability
-from hipaug.book.notebook import data_summary, setup
+from hipaug.book.notebook import data_summary, setup, show_figure
 from hipaug.paper import paper_table8
 from hipaug.book.prose import comparison_table, describe_operating_point, describe_cv, describe_finetune, describe_power, describe_pretrain
 
@@ -56,12 +56,6 @@ data_summary(pipe)
 
 # %% tags=["remove-input"]
 Markdown("\n\n".join(f(pipe.profile) for f in (describe_cv, describe_pretrain, describe_finetune)))
-
-# %% [markdown]
-# ## Per-fold results
-
-# %%
-folds[["condition", "repeat", "fold", "n_test", *METRICS]].round(3)
 
 # %% [markdown]
 # ## Did every condition learn?
@@ -82,13 +76,26 @@ learned.round(3)
 # %% [markdown]
 # ## Does fine-tuning settle?
 #
-# Validation accuracy of every fold by epoch (thin lines; the black line is the mean), and the
-# epoch-to-epoch jumps in the second half of fine-tuning.
+# Validation accuracy of every fold by epoch ({numref}`fig-transfer-finetune`), and the
+# epoch-to-epoch jumps in the second half of fine-tuning (the table below it). Curves that still
+# jump at the end mean the fold's result depends on the epoch training stopped at.
 
-# %%
+# %% tags=["remove-output"]
 history = pipe.finetune_history()
 fig = plots.finetune_curves(history, conditions)
-plots.plt.show()
+show_figure(fig, "fig-transfer-finetune", pipe, runs=len(history.groupby(["condition", "repeat", "fold"])),
+            conditions=len(set(history["condition"])))
+
+# %% [markdown]
+# ```{glue:figure} fig-transfer-finetune
+# :name: fig-transfer-finetune
+# :alt: One panel per pre-training condition: thin coloured lines of validation accuracy against the fine-tuning epoch, one per fold, and a thick black line of their mean.
+#
+# Fine-tuning on the pelvic folds: validation accuracy per epoch of each of the
+# {glue:text}`fig-transfer-finetune-runs` fine-tuning runs (thin lines; a panel for each of the
+# {glue:text}`fig-transfer-finetune-conditions` conditions), the black line their mean;
+# {glue:md}`fig-transfer-finetune-run`.
+# ```
 
 # %%
 training_stability(history).round(3)
@@ -113,14 +120,15 @@ Markdown(describe_operating_point(op))
 # ## Table VIII, side by side
 #
 # The paper's numbers are quoted from its Table VIII (hospital data, VGG-16); hipaug's are
-# computed in this run on the data named above the table. Mean ± SD across folds, in percent.
+# computed in this run on the data named above the table. Mean ± SD across folds, in percent
+# (MCC and AUC × 100). The paper reports no precision (PPV), MCC or AUC; this run does.
 
 # %%
 ours = format_mean_sd(summary)
 paper = paper_table8()
 paper_fmt = paper.assign(value=paper["mean"].map("{:.2f}".format) + " ± " + paper["sd"].map("{:.1f}".format)) \
     .pivot(index="condition", columns="metric", values="value")[list(PAPER_METRICS)]
-paper_fmt["auc"] = "not reported"
+paper_fmt = paper_fmt.reindex(columns=list(METRICS), fill_value="not reported")  # precision, MCC, AUC: not in Table VIII
 side = pd.concat({"paper (Table VIII)": paper_fmt.rename(index=lambda c: c + " (paper)"),
                   f"hipaug ({pipe.profile.name}, {pipe.source})": ours.loc[[c for c in ("without_gan", "with_gan") if c in ours.index]]})
 print(f"profile={pipe.profile.name} source={pipe.source} folds={pipe.profile.transfer.k_folds} repeats={pipe.profile.transfer.repeats}")
@@ -128,6 +136,12 @@ side
 
 # %%
 ours
+
+# %% [markdown]
+# The summary above is computed from the values of every fold, folded away below.
+
+# %% tags=["hide-output"] mystnb={"code_prompt_show": "Show the table of every fold", "code_prompt_hide": "Hide the table of every fold"}
+folds[["condition", "repeat", "fold", "n_test", *METRICS]].round(3)
 
 # %% [markdown]
 # ## Paired t-tests
@@ -141,7 +155,7 @@ ours
 # confidence interval stand beside the paper's. The last columns give the minimum difference
 # the corrected test detects with 80 % power (MDD) and, for `with_gan` against `without_gan`,
 # the paper's own difference from its Table VIII. Differences, intervals and MDDs are in
-# points (percentage points; AUC × 100). A non-significant difference is not evidence of no
+# points (percentage points; AUC and MCC × 100). A non-significant difference is not evidence of no
 # difference, least of all when it is smaller than the MDD.
 
 # %%
@@ -150,20 +164,52 @@ comparison_table(tests).round(3)
 # %% tags=["remove-input"]
 Markdown(describe_power(tests))
 
-# %%
+# %% [markdown]
+# {numref}`fig-transfer-folds` shows what the tests compare: each fold's value under every
+# condition. When the grey lines run parallel, fold difficulty dominates and pairing removes it;
+# when they cross, the conditions' order changes from fold to fold.
+
+# %% tags=["remove-output"]
 fig = plots.paired_folds(folds, METRICS, conditions)
-plots.plt.show()
+show_figure(fig, "fig-transfer-folds", pipe, metrics=", ".join(METRICS), conditions=", ".join(conditions),
+            runs=len(folds.groupby(["repeat", "fold"])))
+
+# %% [markdown]
+# ```{glue:figure} fig-transfer-folds
+# :name: fig-transfer-folds
+# :alt: Small panels, one per metric; in each, grey lines join one fold's values across the pre-training conditions and a black line joins their means.
+#
+# Every metric fold by fold: {glue:text}`fig-transfer-folds-metrics` of the conditions
+# {glue:text}`fig-transfer-folds-conditions` on the same patient-level pelvic test folds. A grey
+# line per fold ({glue:text}`fig-transfer-folds-runs` folds in all) joins its values; the black
+# diamonds are the means; {glue:md}`fig-transfer-folds-run`.
+# ```
 
 # %% [markdown]
 # ## ROC curves (pooled out-of-fold predictions)
+#
+# {numref}`fig-transfer-roc` pools every fold's test predictions per condition: a curve closer to
+# the top-left corner separates fractured from normal hips better at every operating threshold.
 
-# %%
-fig = plots.roc_curves(report["predictions"], conditions)
-plots.plt.show()
+# %% tags=["remove-output"]
+preds = report["predictions"]
+fig = plots.roc_curves(preds, conditions)
+show_figure(fig, "fig-transfer-roc", pipe, conditions=len(conditions),
+            predictions=int(preds.groupby("condition").size().max()))
+
+# %% [markdown]
+# ```{glue:figure} fig-transfer-roc
+# :name: fig-transfer-roc
+# :alt: ROC curves, one coloured line per pre-training condition, rising from the bottom-left to the top-right corner above a dashed diagonal; the legend gives each condition's AUC.
+#
+# ROC curves of the {glue:text}`fig-transfer-roc-conditions` conditions from their pooled
+# out-of-fold predictions on the pelvic set (up to {glue:text}`fig-transfer-roc-predictions` per
+# condition); the legend gives each curve's AUC; {glue:md}`fig-transfer-roc-run`.
+# ```
 
 # %%
 assert folds[list(PAPER_METRICS)].notna().all().all()
-assert folds[list(METRICS)].stack().between(0, 1).all()
+assert folds[[m for m in METRICS if m != "mcc"]].stack().between(0, 1).all() and folds["mcc"].between(-1, 1).all()
 assert set(folds["condition"]) == set(conditions)
 
 # %% [markdown]

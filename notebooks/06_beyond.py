@@ -8,7 +8,7 @@
 
 # %% [markdown]
 # (ch-beyond)=
-# # 6. Beyond the paper: ablations, GAN quality and Grad-CAM
+# # Beyond the paper: ablations, GAN quality, Grad-CAM and Grad-CAM++
 #
 # The paper shows that "with GAN" beats "without GAN" by a small margin and that the
 # synthetic images look realistic. This chapter asks what the paper could not: does the
@@ -30,8 +30,8 @@ import pandas as pd
 from IPython.display import Markdown
 
 from hipaug.book import plots
-from hipaug.evaluation import METRICS, grad_cam, summarize
-from hipaug.book.notebook import data_summary, setup
+from hipaug.evaluation import METRICS, cam_maps, summarize
+from hipaug.book.notebook import data_summary, setup, show_figure
 from hipaug.book.prose import describe_ablation
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
@@ -45,7 +45,8 @@ data_summary(pipe)
 # The `with_gan` condition under other selection rules than the profile's: the thresholds in
 # `ablation.thresholds` and the per-class counts in `ablation.top_k` (the same number per
 # class). `unfiltered_gan` (same number of images as `with_gan`, no selection), `classic` and
-# `scratch` come from {ref}`ch-transfer`.
+# `scratch` come from {ref}`ch-transfer`. {numref}`fig-beyond-ablation` sets their fold AUCs side
+# by side: differences smaller than the bars' spread are differences between folds, not rules.
 
 # %% tags=["remove-input"]
 Markdown(describe_ablation(pipe.profile))
@@ -58,10 +59,21 @@ base.loc[base["condition"] == "with_gan", "rule"] = f"with_gan {pipe.profile.fil
 rules = pd.concat([base, abl.assign(rule="with_gan " + abl["rule"])], ignore_index=True) if len(abl) else base
 summarize(rules, METRICS, by="rule").round(3)
 
-# %%
+# %% tags=["remove-output"]
 fig = plots.ablation_plot(rules, x="rule", metric="auc", title="AUC per fold (mean ± SD)")
 plots.plt.xticks(rotation=35, ha="right")
-plots.plt.show()
+show_figure(fig, "fig-beyond-ablation", pipe, rules=rules["rule"].nunique(),
+            runs=len(rules.groupby(["rule", "repeat", "fold"])))
+
+# %% [markdown]
+# ```{glue:figure} fig-beyond-ablation
+# :name: fig-beyond-ablation
+# :alt: A point plot of AUC, one point with an error bar per pre-training condition or selection rule, the rule names written slanted below the axis.
+#
+# Fold AUC of the pelvic classifier, mean ± SD over folds, for the
+# {glue:text}`fig-beyond-ablation-rules` pre-training conditions and selection rules
+# ({glue:text}`fig-beyond-ablation-runs` fine-tuning runs in all); {glue:md}`fig-beyond-ablation-run`.
+# ```
 
 # %% [markdown]
 # ## GAN quality in the filter's feature space
@@ -112,14 +124,20 @@ sel
 pd.read_csv(pipe.results_dir / "diversity.csv").round(3)
 
 # %% [markdown]
-# ## Grad-CAM: what does the fracture model look at?
+# ## Grad-CAM and Grad-CAM++: what does the fracture model look at?
 #
-# Heat maps {cite}`selvarajuGradCAMVisualExplanations2017` of the `with_gan` model fine-tuned on
-# fold 0, on that fold's test radiographs, for the fracture logit. On real data
-# {cite:t}`chengApplicationDeepLearning2019` reported that Grad-CAM localised 95.9% of
-# fractures; the phantom's metadata tell on which side the fracture is.
+# Heat maps of the `with_gan` model fine-tuned on fold 0, on that fold's test radiographs, for the
+# fracture logit, taken from the rectified feature maps of the last convolutional layer. Grad-CAM
+# {cite}`selvarajuGradCAMVisualExplanations2017` weights each feature map by its average gradient;
+# Grad-CAM++ {cite}`chattopadhayGradCAMGeneralizedGradientBased2018` weights the positive
+# gradients pixel by pixel, which is meant to cover a class present in several places (both hips,
+# a fracture line and its displaced fragment) rather than only the strongest one. Both come from
+# the torchcam library through `hipaug.evaluation.cam_maps`, whose documentation records where
+# hipaug departs from it. On real data {cite:t}`chengApplicationDeepLearning2019` reported that
+# Grad-CAM localised 95.9% of fractures; the phantom's metadata tell on which side the fracture
+# is. {numref}`fig-beyond-cam` shows both methods on the same radiographs.
 
-# %%
+# %% tags=["remove-output"]
 model = pipe.fold_model("with_gan")
 pelvic = pipe.pelvic
 _, test_idx = pipe.folds_for(0)[0]
@@ -127,25 +145,41 @@ pos = pelvic.class_names.index(pipe.profile.transfer.positive_class)
 fract = [i for i in test_idx if int(pelvic.labels[i]) == pos][:6]
 normal = [i for i in test_idx if int(pelvic.labels[i]) != pos][:2]
 pick = fract + normal
-cams = grad_cam(model, pelvic.images[pick], target=pos)
+cams = {name: cam_maps(model, pelvic.images[pick], target=pos, method=method)
+        for name, method in (("Grad-CAM", "gradcam"), ("Grad-CAM++", "gradcampp"))}
 side = pelvic.meta["side"].astype(str).tolist() if "side" in pelvic.meta else ["?"] * len(pelvic)
 titles = [f"{pelvic.class_names[int(pelvic.labels[i])]}\n{side[i] if int(pelvic.labels[i]) == pos else ''}" for i in pick]
 fig = plots.gradcam_grid(pelvic.images[pick], cams, titles)
-plots.plt.show()
+show_figure(fig, "fig-beyond-cam", pipe, fold=0, fractured=len(fract), normal=len(normal),
+            positive=pipe.profile.transfer.positive_class)
+
+# %% [markdown]
+# ```{glue:figure} fig-beyond-cam
+# :name: fig-beyond-cam
+# :alt: Three rows of pelvic radiographs: the radiographs on top, titled with their class and fracture side; below them the same images with a Grad-CAM heat map, then with a Grad-CAM++ heat map, red where the model's fracture evidence is strongest.
+#
+# Where the `with_gan` model of fold {glue:text}`fig-beyond-cam-fold` looks for the
+# {glue:text}`fig-beyond-cam-positive` class: {glue:text}`fig-beyond-cam-fractured` fractured and
+# {glue:text}`fig-beyond-cam-normal` normal test radiographs of that fold (top row, titled with the
+# class and the fracture side), overlaid with Grad-CAM (middle row) and Grad-CAM++ (bottom row),
+# each map scaled to its own maximum; {glue:md}`fig-beyond-cam-run`.
+# ```
 
 # %% [markdown]
 # On an AP radiograph the patient's left is on the image's right. When the heat map's mass
 # lies on the fractured side, the model uses the fracture; when it lies elsewhere, it may use
-# a shortcut.
+# a shortcut. The table gives, for each fractured radiograph of {numref}`fig-beyond-cam`, the
+# share of each method's map in the image's right half.
 
 # %%
 W = pelvic.image_size
-mass_right_half = [float(c[:, W // 2:].sum() / max(c.sum(), 1e-8)) for c in cams[: len(fract)]]
-cam_side = pd.DataFrame({"fracture side": [side[i] for i in fract], "CAM mass in image-right half": mass_right_half}).round(3)
-cam_side
+cam_side = pd.DataFrame({"fracture side": [side[i] for i in fract]})
+for name, maps in cams.items():
+    cam_side[f"{name} mass in image-right half"] = [float(c[:, W // 2:].sum() / max(c.sum(), 1e-8)) for c in maps[: len(fract)]]
+cam_side.round(3)
 
 # %%
-assert np.isfinite(cams).all() and cams.min() >= 0 and cams.max() <= 1
+assert all(np.isfinite(m).all() and m.min() >= 0 and m.max() <= 1 for m in cams.values())
 assert np.isfinite(q["fd_synthetic_vs_real"]) and np.isfinite(q["fd_real_vs_real"])
 assert 0 <= q["pr_synthetic"]["precision"] <= 1 and 0 <= q["pr_synthetic"]["recall"] <= 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -16,22 +17,27 @@ from hipaug.cli import main
 from hipaug.errors import ConfigError
 from hipaug.evaluation import paired_test
 from hipaug.book.literature import read_note
+from hipaug.paper import paper_difference
 
 ROOT = Path(__file__).resolve().parents[1]
 LEDGER = ROOT / "book" / "claims.yml"
 PRE = load_ledger(LEDGER).preconditions
-FOLD_METRICS = ("accuracy", "sensitivity", "specificity", "f1", "auc")
+FOLD_METRICS = ("accuracy", "sensitivity", "specificity", "f1", "precision", "mcc", "auc")
 
 
 def folds(effect: float, noise: float = 0.005, n: int = 5, seed: int = 0, a: str = "with_gan",
-          b: str = "without_gan") -> pd.DataFrame:
-    """Per-fold metrics of two conditions that learned (all near 0.8); `a` = `b` + effect + noise."""
+          b: str = "without_gan", effects: dict[str, float] | None = None) -> pd.DataFrame:
+    """Per-fold metrics of two conditions that learned (all near 0.8); `a` = `b` + effect + noise.
+
+    `effects` gives some metrics another effect than `effect`.
+    """
     rng = np.random.default_rng(seed)
+    eff = {m: effect for m in FOLD_METRICS} | (effects or {})
     base = {m: 0.8 + rng.normal(0, 0.03, n) for m in FOLD_METRICS}
     rows = [{"condition": b, "repeat": 0, "fold": i, "n_test": 60, **{m: base[m][i] for m in FOLD_METRICS}}
             for i in range(n)]
     rows += [{"condition": a, "repeat": 0, "fold": i, "n_test": 60,
-              **{m: base[m][i] + effect + rng.normal(0, noise) for m in FOLD_METRICS}} for i in range(n)]
+              **{m: base[m][i] + eff[m] + rng.normal(0, noise) for m in FOLD_METRICS}} for i in range(n)]
     return pd.DataFrame(rows)
 
 
@@ -154,6 +160,28 @@ def test_claim_override_of_a_threshold():
     assert r.verdict == "not_testable" and f"< {0.99:.2f}" in r.reason
 
 
+@pytest.mark.parametrize("reported_effect", [0.05, -0.05])
+def test_reported_metrics_are_tested_and_shown_but_never_vote(reported_effect):
+    f = folds(0.0, effects={"precision": reported_effect, "mcc": reported_effect})
+    led = dataclasses.replace(ledger_of(paired_check(metrics=("accuracy",))), reported=("precision", "mcc"))
+    (r,) = evaluate(led, store(f), n_boot=1000)
+    assert r.verdict == "inconclusive", r.reason  # accuracy decides; precision and MCC, however clear, do not
+    rows = {m.metric: m for m in r.metrics}
+    assert [m.metric for m in r.metrics] == ["accuracy", "precision", "mcc"]
+    assert rows["accuracy"].role == "primary" and rows["precision"].role == rows["mcc"].role == "reported"
+    expected = "supported" if reported_effect > 0 else "contradicted"
+    for m in ("precision", "mcc"):
+        ref = paired_test(f, "with_gan", "without_gan", m, n_boot=1000)
+        assert rows[m].effect == pytest.approx(ref["mean_diff"]) and rows[m].p == pytest.approx(ref["p_corrected"])
+        assert rows[m].verdict == expected
+    table = claims.render.metric_table(r.metrics)
+    for m in ("precision", "mcc"):
+        line = next(x for x in table.splitlines() if f"| {m} |" in x)
+        assert "(reported, does not vote)" in line and line.endswith("| not reported |")
+    acc = next(x for x in table.splitlines() if "| accuracy |" in x)
+    assert "reported" not in acc and f"{paper_difference('accuracy'):+.2f} (significant)" in acc
+
+
 def test_aggregate_mixed_is_inconclusive_and_secondary_does_not_vote():
     mk = lambda v, role="primary", t="t": claims.MetricResult(t, role, "m", "a", "b", 5, 0, 0, 0, 0, 0, 0.5, "", v)  # noqa: E731
     assert aggregate([mk("supported"), mk("contradicted")])[0] == "inconclusive"
@@ -242,6 +270,8 @@ def test_shipped_ledger_covers_every_annotation_of_the_note():
         assert kinds[required] == "testable"
     raw = yaml.safe_load(LEDGER.read_text())["preconditions"]
     assert vars(led.preconditions) == pytest.approx(raw)
+    # the reader's measures that Table VIII lacks are reported beside every paired comparison
+    assert set(led.reported) == {"precision", "mcc"}
 
 
 def test_default_ledger_is_the_projects_not_the_install_paths(tmp_path, monkeypatch):
@@ -284,6 +314,7 @@ def _ledger_with(tmp_path, mutate) -> Path:
     (lambda r: r.pop("preconditions"), "no top-level preconditions"),
     (lambda r: r["claims"][0].update(preconditions={"min_aucc": 0.8}), "unknown precondition 'min_aucc'"),
     (lambda r: r["claims"][0].update(requires=["trained"]), "unknown precondition 'trained' in requires"),
+    (lambda r: r.update(reported_metrics=["precision", "kappa"]), "reported_metrics: unknown metric 'kappa'"),
 ])
 def test_malformed_ledger_is_refused_in_one_line(tmp_path, mutate, needle):
     with pytest.raises(ConfigError) as err:
@@ -368,6 +399,12 @@ def test_findings_page_explains_preconditions_and_methods(tmp_path):
     assert n_nt > 0 and f"{claims.badge('not_testable')} {n_nt}" in text
     assert "not testable in this run" in text and "| learned | without_gan: mean AUC |" in text
     assert "paired t-test (paper's test)" in text and "MDD at 80% power" in text
+    # every paired comparison shows precision and MCC beside the voting metrics, the paper's as not reported
+    for m in led.reported:
+        assert text.count(f"(reported, does not vote) | {m} |") == sum(
+            1 for c in led.claims for t in c.tests if t.result == "table8_folds" and m not in t.metrics)
+    assert "| with GAN vs without GAN (reported, does not vote) | precision |" in text
+    assert "rows marked *reported*" in text and "*not reported* for precision, mcc, auc" in text
     assert "verdict-not_testable" in (ROOT / "book" / "_static" / "hipaug.css").read_text()
     titles = claims.chapter_titles(ROOT)
     # Chapter links carry the notebooks' own headings.

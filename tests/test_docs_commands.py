@@ -29,6 +29,14 @@ NOT_RUN = {
     "make test": "it runs this test suite (recursion)",
     "make book": "the default-profile phantom book is a cold build of over ten minutes, beyond make test's budget; "
                  "tests/test_book.py builds the smoke book through the same code",
+    ".venv/bin/pip install -e '.[cluster]'": "it installs packages; make test's venv has them (the test extra)",
+    ".venv/bin/dask scheduler --port 8786": "it serves until stopped; tests/test_grid.py starts local clusters",
+    "CUDA_VISIBLE_DEVICES=0 .venv/bin/dask worker tcp://scheduler-host:8786 --nworkers 1 --nthreads 1":
+        "it needs the scheduler above; tests/test_grid.py runs workers of a local cluster",
+    ".venv/bin/hipaug reproduce --profile paper --device cuda --scheduler tcp://scheduler-host:8786 --artifacts "
+    "/shared/hipaug/artifacts": "it needs a running cluster; tests/test_grid.py checks --scheduler's one-line error",
+    ".venv/bin/hipaug reproduce --profile paper --device cuda --jobqueue slurm --workers 8 --artifacts "
+    "/shared/hipaug/artifacts": "it needs SLURM; tests/test_grid.py checks --jobqueue's configuration error",
 }
 # The whole book on the small folders: run by test_whole_book_commands_run (a book build, marked `book`).
 SLOW = ("make book LIMB_DIR=", ".venv/bin/python -m hipaug.book ")

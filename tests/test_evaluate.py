@@ -1,4 +1,4 @@
-"""Tests for hipaug.evaluation: metrics, paired statistics, GAN quality measures and Grad-CAM."""
+"""Tests for hipaug.evaluation: metrics, paired statistics, GAN quality measures, Grad-CAM and Grad-CAM++."""
 
 from __future__ import annotations
 
@@ -88,6 +88,74 @@ def test_roc_points():
         ev.roc_points([1, 1], [0.1, 0.2])
 
 
+@pytest.mark.parametrize("y_true,y_score", [
+    ([1, 1, 1, 0, 0, 0, 1, 0], [0.9, 0.6, 0.3, 0.7, 0.2, 0.1, 0.8, 0.4]),  # a fair classifier
+    ([1, 0, 1, 0], [0.2, 0.9, 0.1, 0.8]),  # every call wrong: MCC -1
+    ([1, 0, 1, 0, 0], [0.1, 0.2, 0.3, 0.4, 0.45]),  # no positive prediction
+    ([1, 0, 1, 0, 0], [0.6, 0.7, 0.8, 0.9, 0.95]),  # every image called a fracture
+    ([1, 1, 1], [0.9, 0.2, 0.8]),  # one class only
+])
+def test_precision_and_mcc_are_scikit_learns(y_true, y_score):
+    from sklearn.metrics import matthews_corrcoef, precision_score
+
+    y_pred = (np.asarray(y_score) >= 0.5).astype(int)
+    m = ev.binary_metrics(y_true, y_score)
+    assert m["precision"] == precision_score(y_true, y_pred, zero_division=0)
+    assert m["mcc"] == matthews_corrcoef(y_true, y_pred)
+    assert -1 <= m["mcc"] <= 1 and 0 <= m["precision"] <= 1
+    if y_pred.sum() == 0:
+        assert "precision and f1 are 0 by convention" in m["note"]
+
+
+def test_precision_and_mcc_are_summarised_beside_the_papers_four():
+    assert {"precision", "mcc"} <= set(ev.METRICS) and not {"precision", "mcc"} & set(ev.PAPER_METRICS)
+    assert ev.METRICS[:4] == ev.PAPER_METRICS  # the paper's columns first, in its order
+    rows = _scored_folds(effect=0.0)
+    s = ev.summarize(rows)
+    for m in ("precision", "mcc"):
+        assert s.loc["with_gan", (m, "mean")] == pytest.approx(rows.loc[rows.condition == "with_gan", m].mean())
+    assert {"precision", "mcc"} <= set(ev.format_mean_sd(s).columns)
+
+
+def _scored_folds(effect: float, k: int = 5) -> pd.DataFrame:
+    """binary_metrics of fixed random scores per fold and condition; with_gan's scores shifted by `effect`."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for fold in range(k):
+        y = rng.integers(0, 2, 40)
+        noise = rng.normal(0, 0.25, 40)
+        for cond, shift in (("without_gan", 0.0), ("with_gan", effect)):
+            s = np.clip(0.5 + (y - 0.5) * (0.4 + shift) + noise, 0, 1)
+            rows.append({"condition": cond, "repeat": 0, "fold": fold, "n_test": 40, **ev.binary_metrics(y, s)})
+    return pd.DataFrame(rows)
+
+
+def test_table8_report_records_precision_and_mcc():
+    from types import SimpleNamespace
+
+    from sklearn.metrics import matthews_corrcoef
+
+    from hipaug.pipeline import Pipeline
+
+    folds = _scored_folds(effect=0.3)
+    recorded = {}
+    stub = SimpleNamespace(table8=lambda: (folds, None), seed=0,
+                           profile=SimpleNamespace(quality=SimpleNamespace(n_boot=200, alpha=0.05)),
+                           record=lambda name, df: recorded.setdefault(name, df))
+    Pipeline.table8_report(stub)
+    summary, tests = recorded["table8_summary"].set_index("condition"), recorded["paired_tests"]
+    for m in ("precision", "mcc"):
+        assert summary.loc["with_gan", f"{m}_mean"] == pytest.approx(folds.loc[folds.condition == "with_gan", m].mean())
+        row = tests[(tests["metric"] == m) & (tests["a"] == "with_gan") & (tests["b"] == "without_gan")]
+        per_fold = folds.pivot(index="fold", columns="condition", values=m)
+        assert row["mean_diff"].item() == pytest.approx((per_fold["with_gan"] - per_fold["without_gan"]).mean())
+    # the MCC recorded for a fold is scikit-learn's on that fold's calls
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 40)
+    s = np.clip(0.5 + (y - 0.5) * 0.4 + rng.normal(0, 0.25, 40), 0, 1)
+    assert folds.loc[0, "mcc"] == matthews_corrcoef(y, (s >= 0.5).astype(int))
+
+
 # ------------------------------------------------------------------ summaries and paired tests
 
 
@@ -114,7 +182,7 @@ def test_summarize_mean_sd_ddof1_and_format():
     assert s.loc["A", ("accuracy", "sd")] == pytest.approx(np.std(a, ddof=1))
     assert s.loc["A", ("accuracy", "n")] == 3
     txt = ev.format_mean_sd(s)
-    assert txt.loc["A", "accuracy"] == f"{a.mean() * 100:.2f} ± {np.std(a, ddof=1) * 100:.2f}"
+    assert txt.loc["A", "accuracy"] == f"{a.mean() * 100:.1f} ± {np.std(a, ddof=1) * 100:.1f}"  # percent, 1 decimal
     with pytest.raises(HipaugError, match="auc"):
         ev.summarize(df)  # default METRICS includes columns this frame lacks
 
@@ -404,6 +472,68 @@ def test_grad_cam_inplace_relu_and_hooks_removed_on_error():
     assert len(b.conv2._forward_hooks) == 0
     with pytest.raises(HipaugError, match="no nn.Conv2d"):
         ev.grad_cam(nn.Sequential(nn.Flatten(), nn.Linear(256, 2)), x)
+
+
+def _reference_cam(model, x, layer, target: int, plus: bool = False) -> np.ndarray:
+    """Grad-CAM or Grad-CAM++ written out from the papers with plain autograd (no torchcam)."""
+    store = {}
+
+    def hook(_m, _i, out):
+        store["a"] = out
+        return out.clone()
+
+    handle = layer.register_forward_hook(hook)
+    model.eval()
+    logits = model(x.clone().requires_grad_(True))
+    handle.remove()
+    a = store["a"]
+    (g,) = torch.autograd.grad(logits[:, target].sum(), a)
+    a, g = a.detach().double(), g.double()
+    if plus:  # Chattopadhay et al. 2018, eq. 19 with exp(score): alpha = g^2 / (2 g^2 + sum_ab A_ab g^3)
+        alpha = g**2 / (2 * g**2 + a.sum(dim=(2, 3), keepdim=True) * g**3)
+        w = (torch.where(g != 0, alpha, 0.0) * g.clamp_min(0)).sum(dim=(2, 3))
+    else:  # Selvaraju et al. 2017, eq. 1
+        w = g.mean(dim=(2, 3))
+    cam = torch.relu((w[:, :, None, None] * a).sum(1, keepdim=True))
+    cam = nn.functional.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    mx = cam.flatten(1).max(1).values.view(-1, 1, 1)
+    return torch.where(mx > 0, cam / mx, 0.0).numpy()
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_cam_maps_on_a_vgg_match_the_papers_formulas(batch_norm):
+    from hipaug.models import vgg16
+
+    model = vgg16(num_classes=2, width=0.125, fc_width=16, image_size=64, batch_norm=batch_norm, pretrained="never",
+                  seed=0)
+    x = torch.rand(3, 1, 64, 64, generator=torch.Generator().manual_seed(1))
+    relu = ev.last_conv_features(model)
+    # the default layer is the last conv's rectified feature maps (relu5_3 of VGG-16)
+    assert isinstance(relu, nn.ReLU) and relu is model.features[-2]
+    for layer in (relu, ev.last_conv(model)):  # without BatchNorm an in-place ReLU follows the conv directly
+        for method, plus in (("gradcam", False), ("gradcampp", True)):
+            got = ev.cam_maps(model, x, target=1, method=method, layer=layer)
+            np.testing.assert_allclose(got, _reference_cam(model, x, layer, 1, plus), atol=1e-5, err_msg=method)
+    np.testing.assert_allclose(ev.cam_maps(model, x, 1), _reference_cam(model, x, relu, 1), atol=1e-5)
+    assert all(len(m._forward_hooks) == 0 and len(m._backward_hooks) == 0 for m in model.modules())
+
+
+def test_grad_cam_plus_plus_is_not_torchcams_unnormalised_weights():
+    """torchcam 0.5.0's GradCAMpp skips the division of alpha; hipaug's must not (see hipaug.evaluation.cam)."""
+    from torchcam.methods import GradCAMpp
+
+    torch.manual_seed(0)
+    model = LeftHalfNet().eval()
+    x = torch.rand(3, 1, 16, 16)
+    ours = ev.cam_maps(model, x, target=0, method="gradcampp")
+    np.testing.assert_allclose(ours, _reference_cam(model, x, model.conv2, 0, plus=True), atol=1e-5)
+    assert ours[:, :, :8].sum() > 5 * ours[:, :, 8:].sum()
+    with GradCAMpp(model, target_layer="conv2") as extractor:
+        (theirs,) = extractor(class_idx=0, scores=model(x), normalized=False)
+    theirs = theirs / theirs.flatten(1).max(1).values.view(-1, 1, 1)
+    assert np.abs(theirs.numpy() - ours).max() > 1e-3, "torchcam fixed GradCAMpp: drop hipaug's _GradCAMpp"
+    with pytest.raises(HipaugError, match="method"):
+        ev.cam_maps(model, x, method="scorecam")
 
 
 def test_cam_overlay_and_localization():

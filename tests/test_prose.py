@@ -241,6 +241,21 @@ def test_comparison_table_shows_both_tests_mdd_and_the_paper():
     assert "paper's difference (points)" not in prose.comparison_table(other).columns
 
 
+def test_comparison_table_has_precision_and_mcc_and_the_paper_did_not_report_them():
+    f = fold_table(0.02, 0.01)
+    rng = np.random.default_rng(1)
+    f["precision"] = f["accuracy"] + rng.normal(0, 0.01, len(f))
+    f["mcc"] = 2 * f["accuracy"] - 1 + rng.normal(0, 0.01, len(f))
+    tests = paired_tests(f, "with_gan", "without_gan", ["accuracy", "precision", "mcc", "auc"], n_boot=200)
+    table = prose.comparison_table(tests.reset_index()).set_index("metric")
+    paper = table["paper's difference (points)"]
+    assert paper["accuracy"] == pytest.approx(0.76)
+    assert (paper["precision"], paper["mcc"], paper["auc"]) == ("not reported",) * 3
+    for m in ("precision", "mcc"):
+        assert table.loc[m, "difference (points)"] == pytest.approx(100 * tests.loc[m, "mean_diff"])
+        assert table.loc[m, "p, corrected resampled t-test"] == pytest.approx(tests.loc[m, "p_corrected"])
+
+
 def test_power_sentence_says_whether_the_paper_effect_was_detectable():
     noisy = paired_tests(fold_table(0.0, 0.05), "with_gan", "without_gan", ["accuracy"], n_boot=200).reset_index()
     quiet = paired_tests(fold_table(0.0, 0.0005), "with_gan", "without_gan", ["accuracy"], n_boot=200).reset_index()

@@ -13,7 +13,9 @@
    hipaug version + hipaug source hash); `source` is `phantom` or `custom-<fingerprint>`;
 3. the book's sources are mirrored into `_build/stage/<source>/`, with the executed notebooks
    and the generated pages (annotated paper, findings, the front page's data summary,
-   performance appendix) in its `book/generated/`: books on different data share no page;
+   performance appendix) in its `book/generated/`: books on different data share no page; the
+   staged notebooks have their parameter cells tagged `remove-cell` (`hipaug.book.chapter`: a
+   page shows the values it ran with once, the downloadable `.ipynb` keeps both cells);
 4. `jupyter-book build -W` renders the stage (execution off, warnings fatal) and the HTML
    replaces the output folder only when the build succeeded: `_build/html` for the phantom,
    `_build/html-<source>` for your folders, or `--out DIR`.
@@ -38,6 +40,7 @@ from pathlib import Path
 
 import hipaug
 from hipaug import __version__
+from hipaug.book.chapter import stage_notebook
 from hipaug.core import atomic_write_text, write_json
 from hipaug.core.project import find_project
 from hipaug.errors import ConfigError, HipaugError
@@ -211,6 +214,21 @@ def replace_tree(src: Path, dst: Path, build: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def prune_tippy(html: Path) -> int:
+    """Delete the hover-preview scripts no page loads; return how many.
+
+    sphinx-tippy writes each page's previews to a newly named `_static/tippy/<page>.<uuid>.js` and
+    removes the old ones only for top-level pages, so a chapter's would pile up build after build.
+    """
+    folder = html / "_static" / "tippy"
+    used = {m for page in html.rglob("*.html")
+            for m in re.findall(r'_static/tippy/([^"?#]+\.js)', page.read_text(encoding="utf-8", errors="replace"))}
+    stale = [js for js in folder.rglob("*.js") if js.relative_to(folder).as_posix() not in used]
+    for js in stale:
+        js.unlink()
+    return len(stale)
+
+
 def build_html(root: Path, stage: Path, out: Path, about: dict, strict: bool = True) -> None:
     """Render the staged book with Jupyter Book 1.x (execution off, warnings fatal), then swap it into `out`."""
     exe = Path(sys.executable).with_name("jupyter-book")
@@ -223,6 +241,7 @@ def build_html(root: Path, stage: Path, out: Path, about: dict, strict: bool = T
         raise HipaugError(f"jupyter-book build failed (exit {res.returncode}); see the messages above; "
                           f"{out} is unchanged")
     html = stage / "_build" / "html"
+    prune_tippy(html)
     write_json(html / MARKER, about)
     replace_tree(html, out, build_dir(root))
 
@@ -270,8 +289,8 @@ def build(args: argparse.Namespace) -> Path | None:
     with locked(stage):
         stage_sources(root, stage)
         generated = stage / "book" / "generated"
-        for stem, nb in executed.items():
-            copy_if_changed(nb, generated / "notebooks" / f"{stem}.ipynb")
+        for stem, nb in executed.items():  # the page hides papermill's parameter cells; the .ipynb keeps them
+            stage_notebook(nb, generated / "notebooks" / f"{stem}.ipynb")
         generate_pages(root, args.profile, generated, pipe.results_path, front_page_summary(pipe))
         if args.no_html:
             print(f"[book] pages of {source} in {generated} (no HTML: --no-html)")

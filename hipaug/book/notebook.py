@@ -63,6 +63,9 @@ def setup(profile: str = "default", seed: int | None = None, limb_dir: str | Non
     pd.set_option("display.precision", 3)
     pd.set_option("display.max_columns", 30)
     pd.set_option("display.width", 160)
+    from hipaug.book.chapter import show_tables_by_the_rule
+
+    show_tables_by_the_rule()  # every table's numbers written by one rule (hipaug.core.numbers)
     from hipaug.book.plots import style
 
     style()
@@ -103,7 +106,42 @@ def data_summary_text(pipe: Pipeline) -> str:
 
 
 def data_summary(pipe: Pipeline):
-    """The data summary as a Markdown display object (a chapter's `remove-input` cell after setup)."""
+    """The values the chapter ran with, data included, as Markdown (a chapter's `remove-input` cell after setup).
+
+    The book hides the parameters cells (`hipaug.book.chapter`), so this table is the only place a
+    page states them.
+    """
     from IPython.display import Markdown
 
-    return Markdown(data_summary_text(pipe))
+    from hipaug.book.chapter import ran_with
+
+    return Markdown(ran_with(pipe))
+
+
+def run_label(pipe: Pipeline) -> str:
+    """Markdown naming the profile and the data a figure was drawn from: the closing words of its caption."""
+    if pipe.source == "phantom":
+        data = "built-in phantom radiographs"
+    else:
+        data = (f"your radiographs (limb `{pipe.limb.fingerprint[:12]}`, pelvic "
+                f"`{pipe.pelvic.fingerprint[:12]}`)")
+    return f"profile `{pipe.profile.name}`, {data}"
+
+
+def show_figure(fig, name: str, pipe: Pipeline, **parts) -> None:
+    """Hand a chapter's figure to the page: glue it as `name`, the run as `name-run`, each part as `name-<key>`.
+
+    The page's markdown cell places it with a `{glue:figure}` directive (number, caption, alt text)
+    whose caption pastes the parts with `{glue:text}` and the run with `{glue:md}`, so no number in
+    a caption is typed. The figure stays the cell's output, so the downloaded notebook shows it;
+    the cell is tagged `remove-output` so the page shows it once, as the numbered figure.
+    """
+    import matplotlib.pyplot as plt
+    from IPython.display import Markdown
+    from myst_nb import glue
+
+    glue(name, fig, display=True)
+    plt.close(fig)  # else the inline backend draws it a second time at the end of the cell
+    glue(f"{name}-run", Markdown(run_label(pipe)), display=False)
+    for key, value in parts.items():
+        glue(f"{name}-{key}", value, display=False)

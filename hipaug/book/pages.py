@@ -7,7 +7,8 @@
 - `profiles.md`, `profile_summaries.md`, `environment.md`: the profile values (a full table and a
   line per profile) and package versions;
 - `performance.md`: the latest benchmark results in `benchmarks/results/`;
-- `data_source.md`: which data the build shows (folders, fingerprints, classes and counts).
+- `data_source.md`: which data the build shows (folders, fingerprints, classes and counts);
+- `front.md` and its PNGs: the front page's answer (`hipaug.book.front`).
 """
 
 from __future__ import annotations
@@ -181,9 +182,12 @@ def generate_all(root: Path, out: Path, profile: str, results_dir: Path | None =
     _write(out / "environment.md", environment_table() + "\n")
     from hipaug.book import perfpage
 
-    _write(out / "performance.md", perfpage.render(root))
+    _write(out / "performance.md", perfpage.render(root, out))  # its figures' PNGs go next to it
     _write(out / "paper_cost.md", perfpage.paper_cost(root))
     from hipaug.book.claims import render_findings_and_annotations
 
     for name, text in render_findings_and_annotations(root, out, profile, results_dir).items():
         _write(out / name, text)
+    from hipaug.book import front
+
+    front.write_front(root, out, profile, results_dir, _write)  # front.md and its figures, for book/index.md

@@ -2,7 +2,9 @@
 
 Each benchmark appends one JSON object per line: `{"benchmark": name, "title": ..., "date": ISO time,
 "machine": ..., "cpu": ..., "torch": ..., "threads": ..., "loadavg": [1, 5, 15 min], "rows":
-[{column: value, ...}, ...], "notes": "..."}`. The appendix shows the latest record of each.
+[{column: value, ...}, ...], "notes": "..."}`. The appendix shows the latest record of each; the
+scaling and width tables are drawn as figures too (PNGs next to the page, `FIGURES`). A record
+measured before the profile it ran with last changed is marked stale, in its table and its figure.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from hipaug.core.numbers import number
 
 # Reading order of the appendix; benchmarks not listed follow alphabetically.
 ORDER = ("machine", "training", "training_width", "levers_vgg", "levers_inference", "levers_acgan", "inference", "phantoms",
@@ -47,7 +52,7 @@ def _fmt(v) -> str:
             return str(v)
         if abs(v) >= 1000:
             return f"{v:,.0f}"
-        return f"{v:.3g}"
+        return number(v)
     return str(v).replace("|", "\\|")
 
 
@@ -108,12 +113,21 @@ def profile_hashes() -> dict[str, str]:
     return {p.stem: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(PROFILE_DIR.glob("*.yaml"))}
 
 
+# Benchmarks that run a built-in profile their names do not end with: bench_training.py and
+# bench_scaling.py size their networks by the `default` profile.
+MEASURED_WITH = {"training": "default", "training_width": "default", "scaling_image_size": "default"}
+
+
+def measured_with(name: str, profiles) -> str | None:
+    """The built-in profile benchmark `name` ran with (its name's suffix or `MEASURED_WITH`), or None."""
+    return MEASURED_WITH.get(name) or next((p for p in profiles if name.endswith("_" + p)), None)
+
+
 def stale_profile(rec: dict, current: dict[str, str] | None = None) -> str | None:
-    """The profile a record's benchmark name depends on, if that profile changed since the record."""
+    """The profile a record's benchmark depends on, if that profile changed since the record."""
     current = current if current is not None else profile_hashes()
-    name = str(rec.get("benchmark", ""))
-    prof = next((p for p in current if name.endswith("_" + p)), None)
-    if prof is None:
+    prof = measured_with(str(rec.get("benchmark", "")), current)
+    if prof is None or prof not in current:
         return None
     return prof if (rec.get("profiles") or {}).get(prof) != current[prof] else None
 
@@ -139,6 +153,127 @@ def target_rows(recs: dict[str, dict]) -> list[dict]:
     return out
 
 
+# ------------------------------------------------------------------ tables drawn as figures
+@dataclass(frozen=True)
+class FigureSpec:
+    """How one benchmark's table is drawn: one panel per y column, x on a log scale."""
+
+    benchmark: str  # the record drawn
+    x: str  # column on the x axis
+    x_label: str  # the x axis's words
+    ys: tuple[str, ...]  # one panel per column
+    series: str | None = None  # column whose values get one line each (None: one line)
+    log_y: tuple[str, ...] = ()  # y columns drawn on a log scale (throughputs spanning decades)
+    targets_from: str | None = None  # record whose TARGETS on the same column are drawn as lines
+
+
+FIGURES = (
+    FigureSpec("training_width", "width", "VGG-16 width (1 = torchvision's)", ("images/s", "utilization"),
+               log_y=("images/s",), targets_from="training"),
+    FigureSpec("scaling_image_size", "image size", "image size (px)", ("images/s", "peak RSS MB"),
+               log_y=("images/s",)),
+    FigureSpec("scaling_dataset", "images", "images in the folder", ("images/s", "peak RSS MB"), series="load"),
+    FigureSpec("grid_paper", "workers", "GPUs (Dask workers)", ("hours at 50 TFLOP/s", "speed-up")),
+)
+COLOURS = ("#1976d2", "#2e7d32", "#ff9800", "#8e24aa", "#c62828")  # one per series
+STALE_COLOUR = "#9e9e9e"  # every line of a stale record: the figure must not look current
+
+
+def figure_label(name: str) -> str:
+    """The MyST label of a benchmark's figure (`{numref}` target)."""
+    return "fig-perf-" + name.replace("_", "-")
+
+
+def _series(spec: FigureSpec, rows: pd.DataFrame, y: str) -> list[tuple[str | None, pd.DataFrame]]:
+    """(series name, rows with both values, sorted by x) per line of the panel of `y`."""
+    groups = rows.groupby(spec.series, sort=False) if spec.series else [(None, rows)]
+    out = []
+    for key, g in groups:
+        g = g[g[spec.x].notna() & g[y].notna()].sort_values(spec.x)
+        if len(g):
+            out.append((key, g))
+    return out
+
+
+def _target_bounds(spec: FigureSpec, y: str) -> list[tuple[str, float]]:
+    """The distinct (comparison, bound) of TARGETS on column `y` of the record `spec.targets_from`."""
+    return list(dict.fromkeys((op, bound) for _, name, _, col, op, bound in TARGETS
+                              if name == spec.targets_from and col == y))
+
+
+def _tick(v: float) -> str:
+    """A setting on an axis (0.125, 32, 16,000): as given, not rounded like a measurement."""
+    return f"{v:,g}"
+
+
+def draw(spec: FigureSpec, rec: dict, stale: str | None):
+    """The figure of one record's table (a matplotlib Figure, no pyplot state); grey and marked when stale."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    rows = pd.DataFrame(rec.get("rows") or [])
+    fig = Figure(figsize=(3.4 * len(spec.ys), 3.0), layout="constrained")
+    axes = fig.subplots(1, len(spec.ys), squeeze=False)[0]
+    for ax, y in zip(axes, spec.ys):
+        xs = sorted(float(v) for v in rows[spec.x].dropna().unique())
+        for i, (key, g) in enumerate(_series(spec, rows, y)):
+            ax.plot(g[spec.x], g[y], marker="o", ls="--" if stale else "-", label=key,
+                    color=STALE_COLOUR if stale else COLOURS[i % len(COLOURS)])
+        for op, bound in _target_bounds(spec, y):
+            ax.axhline(bound, color="#c62828", lw=1, ls=":", label=f"target {op.replace('>=', '≥').replace('<=', '≤')} "
+                       f"{bound:g}")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, [_tick(v) for v in xs])
+        ax.minorticks_off()
+        if y in spec.log_y:  # ticks at 1, 2, 5 x 10^k, written out: "200", not "2 x 10^2"
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick(v)))
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(spec.x_label)
+        ax.set_ylabel(y)
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[1]:
+            ax.legend(fontsize=7)
+        if stale:
+            ax.text(0.5, 0.5, "STALE", transform=ax.transAxes, rotation=25, fontsize=30, color="#c62828",
+                    alpha=0.25, ha="center", va="center")
+    if stale:
+        fig.suptitle(f"stale: measured before the `{stale}` profile last changed", color="#c62828", fontsize=9)
+    return fig
+
+
+def _alt(spec: FigureSpec, rec: dict, stale: str | None) -> str:
+    """Alt text: every plotted value, from the record (one line, no '#': a MyST option value)."""
+    rows = pd.DataFrame(rec.get("rows") or [])
+    parts = []
+    for y in spec.ys:
+        lines = [(f"{key} " if key is not None else "") + ", ".join(f"{_fmt(b)} at {_tick(a)}" for a, b in
+                                                                  zip(g[spec.x], g[y])) for key, g in _series(spec, rows, y)]
+        parts.append(f"{y} against {spec.x}, " + "; ".join(lines))
+    head = f"Stale record, measured before the {stale} profile last changed. " if stale else ""
+    text = head + f"Line charts of the {spec.benchmark} benchmark, one per measure. " + ". ".join(parts) + "."
+    return " ".join(text.replace("#", "no.").split())
+
+
+def figure_block(spec: FigureSpec, rec: dict, stale: str | None, out: Path) -> list[str]:
+    """Write the record's PNG into `out` and return the MyST figure (label, caption, alt text) that shows it."""
+    fname = f"perf_{spec.benchmark}.png"
+    fig = draw(spec, rec, stale)
+    fig.savefig(out / fname, dpi=100, metadata={"Software": None})  # no version stamp: same record, same bytes
+    prof = measured_with(spec.benchmark, profile_hashes())
+    ran = f", `{prof}` profile" if prof else ""
+    caption = (f"{' and '.join(spec.ys)} against {spec.x_label}: the table above, drawn from the `{spec.benchmark}` "
+               f"record of {str(rec.get('date', '?'))[:10]} ({rec.get('cpu', rec.get('machine', '?'))}, "
+               f"{rec.get('threads', '?')} threads, torch {rec.get('torch', '?')}{ran}).")
+    if any(_target_bounds(spec, y) for y in spec.ys):
+        caption += " The dotted line is its target in the Targets table above."
+    if stale:
+        caption += f" **Stale**: measured before the `{stale}` profile last changed; re-run `make bench`."
+    return [f":::{{figure}} {fname}", f":name: {figure_label(spec.benchmark)}", f":alt: {_alt(spec, rec, stale)}",
+            ":width: 100%", "", caption, ":::", ""]
+
+
 def paper_cost(root: Path) -> str:
     """Markdown of the `paper` profile's expected compute (the latest `paper_cost` record)."""
     rec = latest_records(root / "benchmarks" / "results").get("paper_cost")
@@ -148,26 +283,33 @@ def paper_cost(root: Path) -> str:
     return "\n".join(out + _record_body(rec))
 
 
-def render(root: Path) -> str:
-    """Markdown of the performance appendix."""
+def render(root: Path, out: Path | None = None) -> str:
+    """Markdown of the performance appendix; with `out`, the figures of `FIGURES` are written there too."""
     recs = latest_records(root / "benchmarks" / "results")
-    out = ["(performance)=", "# Performance", "",
-           "Measured by `make bench` (`benchmarks/`), which appends one JSON line per benchmark to "
-           "`benchmarks/results/`; this page shows the latest record of each. Utilisation is achieved GFLOP/s "
-           "(FLOPs per step from `torch.utils.flop_counter`) divided by the measured convolution throughput of the "
-           "same machine; the ratio compares hipaug's training step with a plain loop written the way public recipes "
-           "do it.", ""]
+    page = ["(performance)=", "# Performance", "",
+            "Measured by `make bench` (`benchmarks/`), which appends one JSON line per benchmark to "
+            "`benchmarks/results/`; this page shows the latest record of each. Utilisation is achieved GFLOP/s "
+            "(FLOPs per step from `torch.utils.flop_counter`) divided by the measured convolution throughput of the "
+            "same machine; the ratio compares hipaug's training step with a plain loop written the way public recipes "
+            "do it.", ""]
     if not recs:
-        out += ["```{note}", "No benchmark results are recorded yet: run `make bench`.", "```", ""]
-        return "\n".join(out)
-    out += ["## Targets", "",
-            "The targets of the performance work on this 2-core CPU, against the latest records below "
-            "(the worst matching row of each).", "", _table(target_rows(recs)), ""]
+        page += ["```{note}", "No benchmark results are recorded yet: run `make bench`.", "```", ""]
+        return "\n".join(page)
+    page += ["## Targets", "",
+             "The targets of the performance work on this 2-core CPU, against the latest records below "
+             "(the worst matching row of each).", "", _table(target_rows(recs)), ""]
+    current, specs = profile_hashes(), {f.benchmark: f for f in FIGURES}
     for name, rec in _ordered(recs):
         la = rec.get("loadavg") or []
         load = f" · load {la[0]:.2f}" if la else ""
-        out += [f"## {_title(rec.get('title', name))}", "",
-                f"{rec.get('date', '?')} · {rec.get('cpu', rec.get('machine', '?'))} · torch {rec.get('torch', '?')} · "
-                f"{rec.get('threads', '?')} threads{load}", ""]
-        out += _record_body(rec)
-    return "\n".join(out)
+        page += [f"## {_title(rec.get('title', name))}", "",
+                 f"{rec.get('date', '?')} · {rec.get('cpu', rec.get('machine', '?'))} · torch {rec.get('torch', '?')} · "
+                 f"{rec.get('threads', '?')} threads{load}", ""]
+        stale = stale_profile(rec, current)
+        if stale:
+            page += ["```{warning}", f"Stale: measured before the `{stale}` profile last changed; re-run `make bench`.",
+                     "```", ""]
+        page += _record_body(rec)
+        if out is not None and name in specs and rec.get("rows"):
+            page += [f"Drawn in {{numref}}`{figure_label(name)}`.", "", *figure_block(specs[name], rec, stale, out)]
+    return "\n".join(page)

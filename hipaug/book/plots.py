@@ -175,11 +175,15 @@ def threshold_sweep(sweep: pd.DataFrame, threshold: float | None):
 def paired_folds(folds: pd.DataFrame, metrics, conditions):
     """Per-fold values of each metric, one line per fold across conditions (paired design)."""
     metrics = list(metrics)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(2.6 * len(metrics), 3.2), squeeze=False)
+    ncols = min(len(metrics), 4)  # wrap: seven metrics in one row would not fit the text column
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 3.2 * nrows), squeeze=False)
+    for ax in axes.flat[len(metrics):]:
+        ax.axis("off")
     d = folds[folds["condition"].isin(conditions)].copy()
     d["condition"] = pd.Categorical(d["condition"], categories=list(conditions), ordered=True)
     d = d.sort_values("condition")
-    for ax, m in zip(axes[0], metrics):
+    for ax, m in zip(axes.flat, metrics):
         for (_, fold), g in d.groupby(["repeat", "fold"], observed=True):
             ax.plot(g["condition"].cat.codes, g[m], color="#bbbbbb", lw=0.8, marker="o", ms=3)
         means = d.groupby("condition", observed=True)[m].mean()
@@ -233,15 +237,22 @@ def cam_overlay(image, cam, alpha: float = 0.4, cmap: str = "jet") -> np.ndarray
 
 
 def gradcam_grid(images, cams, titles):
-    """Pelvic radiographs with their Grad-CAM heat maps overlaid."""
+    """Pelvic radiographs (top row) with heat maps overlaid below: a row per method of `cams`.
+
+    `cams`: maps (N, H, W), or {row label: maps} to set methods (Grad-CAM, Grad-CAM++) side by side.
+    """
+    rows = cams if isinstance(cams, dict) else {"": cams}
     n = len(images)
-    fig, axes = plt.subplots(2, n, figsize=(1.8 * n, 3.8), squeeze=False)
+    fig, axes = plt.subplots(1 + len(rows), n, figsize=(1.8 * n, 1.9 * (1 + len(rows))), squeeze=False)
     for i in range(n):
         img = np.asarray(images[i]).squeeze()
         _imshow(axes[0, i], img, titles[i])
-        axes[1, i].imshow(cam_overlay(img, cams[i]))
-        axes[1, i].set_xticks([]), axes[1, i].set_yticks([])
-        axes[1, i].grid(False)
+        for r, maps in enumerate(rows.values(), start=1):
+            axes[r, i].imshow(cam_overlay(img, maps[i]))
+            axes[r, i].set_xticks([]), axes[r, i].set_yticks([])
+            axes[r, i].grid(False)
+    for r, label in enumerate(rows, start=1):
+        axes[r, 0].set_ylabel(label, fontsize=8)
     fig.tight_layout()
     return fig
 

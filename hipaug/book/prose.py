@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from hipaug.config import Profile
+from hipaug.core.numbers import points
 from hipaug.training.augment import AugmentConfig
 
 MONITORS = {"val_loss": "the lowest validation loss", "val_acc": "the highest validation accuracy"}
@@ -232,14 +233,17 @@ def comparison_table(tests: pd.DataFrame) -> pd.DataFrame:
     """Tabulate `paired_test` rows: the paper's plain test, the corrected one, the MDD and the paper's difference.
 
     Fold metrics are fractions; differences, intervals and MDDs are shown in points (x 100). The
-    paper's column appears only when a comparison has a Table VIII counterpart.
+    paper's column appears only when a comparison has a Table VIII counterpart; there it says "not
+    reported" for the metrics Table VIII lacks (precision, MCC, AUC).
     """
+    from hipaug.evaluation import PAPER_METRICS
     from hipaug.paper import paper_difference
 
     if tests.empty:
         return pd.DataFrame()
     level = tests["confidence_level"].iloc[0] if "confidence_level" in tests else 0.95
     ci = f"{level * 100:g}% CI"
+    made = [paper_difference(PAPER_METRICS[0], a, b) is not None for a, b in zip(tests["a"], tests["b"])]
     paper = [paper_difference(m, a, b) for a, b, m in zip(tests["a"], tests["b"], tests["metric"])]
     out = pd.DataFrame({
         "comparison": tests["a"] + " − " + tests["b"],
@@ -251,9 +255,10 @@ def comparison_table(tests: pd.DataFrame) -> pd.DataFrame:
         f"corrected {ci}, low": tests["corrected_ci_low"] * 100,
         f"corrected {ci}, high": tests["corrected_ci_high"] * 100,
         "MDD at 80% power (points)": tests["mdd_80"] * 100,
-        "paper's difference (points)": [np.nan if d is None else d for d in paper],
+        "paper's difference (points)": [("not reported" if d is None else d) if mk else np.nan
+                                         for d, mk in zip(paper, made)],
     })
-    return out if any(d is not None for d in paper) else out.drop(columns="paper's difference (points)")
+    return out if any(made) else out.drop(columns="paper's difference (points)")
 
 
 def describe_power(tests: pd.DataFrame, metric: str = "accuracy", a: str = "with_gan", b: str = "without_gan") -> str:
@@ -270,12 +275,12 @@ def describe_power(tests: pd.DataFrame, metric: str = "accuracy", a: str = "with
     if not math.isfinite(mdd):
         return head + (f"On this run the detectable difference is undefined ({_n(n, 'fold pair')}, "
                        "identical or too few differences), so it cannot say whether an effect of that size exists.")
-    plain_txt = f" ({plain:.2f} points for the paper's plain paired t-test)" if math.isfinite(plain) else ""
+    plain_txt = f" ({points(plain)} points for the paper's plain paired t-test)" if math.isfinite(plain) else ""
     verdict = ("so this run could have detected an effect of the paper's size" if abs(paper) >= mdd else
                "so this run could not reliably detect an effect of the paper's size: a non-significant result "
                "here is not evidence against it")
     return head + (f"Over {_n(n, 'fold pair')}, the smallest difference the corrected resampled t-test detects with "
-                   f"80% power is {mdd:.2f} points on this run{plain_txt}, {verdict}.")
+                   f"80% power is {points(mdd)} points on this run{plain_txt}, {verdict}.")
 
 
 def describe_profile(profile: Profile) -> str:

@@ -5,6 +5,11 @@ seed and the hipaug version, so a finished artifact is reused only when all of t
 and a stale one is never picked up. Building happens in a `.partial/` folder that is renamed
 into place when done, so a killed run leaves no half artifact behind (and a resumable step,
 such as GAN training, finds its checkpoints in the same `.partial/` folder next time).
+
+Several processes may share one store (the workers of `hipaug reproduce --workers N`, on one
+machine or a cluster's shared file system): a build holds an exclusive lock on
+`.locks/<step>-<key>.lock` (an OS file lock, released by the kernel when its process dies), so
+two processes that need the same artifact build it once, and the second one reuses it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from hipaug import __version__
 from hipaug.core.io import read_json, write_json
@@ -73,6 +80,16 @@ def artifact_key(step: str, spec: dict) -> tuple[str, dict]:
     return fingerprint(full), full
 
 
+def find_artifact(step: str, spec: dict, root: str | Path | None = None) -> Artifact | None:
+    """The finished artifact of (step, spec), or None when it has not been built; never builds."""
+    root = Path(root) if root is not None else default_root()
+    key, full = artifact_key(step, spec)
+    final = root / step / key[:16]
+    if (final / KEY_FILE).is_file() and read_json(final / KEY_FILE).get("key") == key:
+        return Artifact(final, key, full, cached=True)
+    return None
+
+
 def load_or_run(
     step: str,
     spec: dict,
@@ -83,23 +100,27 @@ def load_or_run(
 
     `spec` must hold everything that determines the output (config, input fingerprints,
     seed). `build` writes into the folder it is given; when it returns, the folder is renamed
-    into place atomically together with `artifact.json` (the spec, seed and timing).
+    into place atomically together with `artifact.json` (the spec, seed and timing). The build
+    runs under the key's file lock: a process that finds the lock taken waits, then reuses.
     """
     root = Path(root) if root is not None else default_root()
+    found = find_artifact(step, spec, root)
+    if found is not None:
+        return found
     key, full = artifact_key(step, spec)
-    final = root / step / key[:16]
-    if (final / KEY_FILE).is_file():
-        stored = read_json(final / KEY_FILE)
-        if stored.get("key") == key:
-            return Artifact(final, key, full, cached=True)
-        shutil.rmtree(final)  # a truncated-key collision or a hand-edited folder: never reuse
-    partial = root / ".partial" / f"{step}-{key[:16]}"
-    partial.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    build(partial)
-    write_json(partial / KEY_FILE, {"key": key, "spec": full, "seconds": round(time.perf_counter() - t0, 3)})
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(partial, final)
+    (root / ".locks").mkdir(parents=True, exist_ok=True)
+    with FileLock(root / ".locks" / f"{step}-{key[:16]}.lock"):
+        found = find_artifact(step, spec, root)  # built by another process while this one waited
+        if found is not None:
+            return found
+        final = root / step / key[:16]
+        if final.exists():
+            shutil.rmtree(final)  # a truncated-key collision or a hand-edited folder: never reuse
+        partial = root / ".partial" / f"{step}-{key[:16]}"
+        partial.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        build(partial)
+        write_json(partial / KEY_FILE, {"key": key, "spec": full, "seconds": round(time.perf_counter() - t0, 3)})
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(partial, final)
     return Artifact(final, key, full, cached=False)

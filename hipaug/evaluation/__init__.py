@@ -1,6 +1,6 @@
 """Evaluation: metrics, paired statistics, GAN quality, Grad-CAM."""
 
-from hipaug.evaluation.cam import cam_localization, grad_cam, last_conv  # noqa: F401
+from hipaug.evaluation.cam import cam_localization, cam_maps, grad_cam, last_conv, last_conv_features  # noqa: F401
 from hipaug.evaluation.metrics import (  # noqa: F401
     METRICS,
     PAPER_METRICS,

@@ -1,8 +1,10 @@
 """Classification metrics per fold and their mean +- SD: the paper's Table VIII (Lin & Chung, TAAI 2019).
 
 Accuracy, sensitivity, specificity and F1 per fold of a cross-validation, reported as mean +- SD
-(ddof=1); precision, MCC, balanced accuracy and ROC AUC beside them. Metrics come from scikit-learn.
-Inputs are numpy arrays or torch tensors, so evaluation never imports `models`.
+(ddof=1); precision (PPV), the Matthews correlation coefficient (MCC), balanced accuracy and ROC
+AUC beside them. The paper reports only its four; precision and MCC are here because readers of
+diagnostic studies track them. Every metric comes from scikit-learn. Inputs are numpy arrays or
+torch tensors, so evaluation never imports `models`.
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from hipaug.core.numbers import PERCENT_DECIMALS, mean_sd
 from hipaug.errors import HipaugError
 
-METRICS = ("accuracy", "sensitivity", "specificity", "f1", "auc")  # the paper's four plus ROC AUC
 PAPER_METRICS = ("accuracy", "sensitivity", "specificity", "f1")  # Table VIII columns
+# Per-fold metrics summarised and tested: the paper's four, then precision (PPV), MCC and ROC AUC,
+# which the paper does not report.
+METRICS = (*PAPER_METRICS, "precision", "mcc", "auc")
 
 
 class EvaluationError(HipaugError, ValueError):
@@ -89,6 +94,8 @@ def binary_metrics(y_true: Any, y_score: Any, threshold: float = 0.5) -> dict[st
     `y_true` is 1 for the positive class (fracture); `y_score` is its score/probability and is
     predicted positive when `>= threshold`. Undefined values (AUC, sensitivity or specificity
     with a class absent) are NaN and explained in the `note` string ("" when all is defined).
+    Precision and F1 with no positive prediction are 0, and MCC of a constant prediction is 0
+    (scikit-learn's conventions, said in `note`); MCC lies in [-1, 1], the others in [0, 1].
     """
     yt, ys = _check_binary(y_true, y_score)
     yp = (ys >= threshold).astype(np.int64)
@@ -116,6 +123,10 @@ def binary_metrics(y_true: Any, y_score: Any, threshold: float = 0.5) -> dict[st
             f"only one class present (no {absent} cases): auc, balanced_accuracy and "
             f"{'sensitivity' if n_pos == 0 else 'specificity'} are undefined (NaN)"
         )
+    if tp + fp == 0:
+        notes.append("no positive prediction: precision and f1 are 0 by convention")
+    if (tp + fp) * (tn + fn) * n_pos * n_neg == 0:
+        notes.append("a row or column of the confusion matrix is empty: mcc is 0 by convention")
     out.update(tp=tp, fp=fp, tn=tn, fn=fn, n=int(yt.shape[0]), threshold=float(threshold), note="; ".join(notes))
     return out
 
@@ -151,14 +162,11 @@ def summarize(folds: pd.DataFrame, metrics: Sequence[str] = METRICS, by: str = "
     return out
 
 
-def format_mean_sd(summary: pd.DataFrame, scale: float = 100, decimals: int = 2) -> pd.DataFrame:
-    """Format a `summarize` table as strings "88.46 ± 0.80" (scale=100 gives percent)."""
+def format_mean_sd(summary: pd.DataFrame, scale: float = 100, decimals: int = PERCENT_DECIMALS) -> pd.DataFrame:
+    """Format a `summarize` table as strings "88.5 ± 0.8" (scale=100 gives percent; `hipaug.core.numbers`)."""
     metrics = list(dict.fromkeys(summary.columns.get_level_values(0)))
     out = pd.DataFrame(index=summary.index, columns=metrics, dtype=object)
     for m in metrics:
         for idx in summary.index:
-            mu, sd = summary.loc[idx, (m, "mean")], summary.loc[idx, (m, "sd")]
-            mu_s = "n/a" if pd.isna(mu) else f"{mu * scale:.{decimals}f}"
-            sd_s = "n/a" if pd.isna(sd) else f"{sd * scale:.{decimals}f}"
-            out.loc[idx, m] = f"{mu_s} ± {sd_s}"
+            out.loc[idx, m] = mean_sd(summary.loc[idx, (m, "mean")], summary.loc[idx, (m, "sd")], scale, decimals)
     return out

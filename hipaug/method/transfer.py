@@ -86,12 +86,14 @@ def pretrain_config(condition: str, cfg, n_real: int, n_train: int):
 
 def finetune_folds(condition: str, pretrained: torch.nn.Module | None, pelvic: ImageDataset, arch: ArchSpec,
                    cfg, folds: list[tuple[np.ndarray, np.ndarray]], positive_class: str, seed: int,
-                   freeze_blocks: int = 0, repeat: int = 0, keep_fold: int | None = 0):
-    """Fine-tune a copy of the backbone on each fold.
+                   freeze_blocks: int = 0, repeat: int = 0, keep_fold: int | None = 0,
+                   only: tuple[int, ...] | None = None):
+    """Fine-tune a copy of the backbone on each fold (or on the folds numbered in `only`).
 
     Return (per-fold metrics, per-image predictions, the fine-tuned model of fold `keep_fold`
     or None, per-epoch training histories); the kept model serves Grad-CAM, the histories show
-    whether fine-tuning settled.
+    whether fine-tuning settled. A fold depends only on its own number and seed, so folds run
+    one at a time (`only=(f,)`, one task each) give the same results as all of them in one call.
     """
     from hipaug.core import progress
     from hipaug.training import predict_proba, train_classifier
@@ -100,7 +102,8 @@ def finetune_folds(condition: str, pretrained: torch.nn.Module | None, pelvic: I
     rows, preds, hists, kept = [], [], [], None
     state = None if pretrained is None else {k: v.detach().clone() for k, v in pretrained.state_dict().items()}
     n_pre = None if pretrained is None else pretrained_num_classes(pretrained)
-    for fold, (train_idx, test_idx) in enumerate(progress(folds, desc=f"fine-tune {condition}", unit="fold")):
+    for fold in progress(range(len(folds)) if only is None else only, desc=f"fine-tune {condition}", unit="fold"):
+        train_idx, test_idx = folds[fold]
         fold_seed = derive_seed(seed, "fold", repeat, fold)
         train_ds, test_ds = pelvic.subset(train_idx), pelvic.subset(test_idx)
         tr, va = patient_split(train_ds, cfg.val_fraction, seed=fold_seed)

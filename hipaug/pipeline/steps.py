@@ -40,11 +40,11 @@ class ExperimentSteps(PipelineBase):
         return load_dataset(art.path / "data", image_size=self.profile.image_size)
 
     # ---------------------------------------------------------------- classifiers
-    def classifier(self, name: str, train: ImageDataset, cfg, val: ImageDataset | None = None,
-                   seed_name: str = "limb-classifier") -> tuple[torch.nn.Module, pd.DataFrame, Artifact]:
+    def classifier_artifact(self, name: str, train: ImageDataset, cfg, val: ImageDataset | None = None,
+                            seed_name: str = "limb-classifier") -> Artifact:
         """Train (or reuse) a VGG-16 on `train`; identical inputs share one artifact whatever `name`."""
         from hipaug.method.transfer import build_model
-        from hipaug.models.vgg import load_model, save_model
+        from hipaug.models.vgg import save_model
         from hipaug.training import train_classifier
 
         val = val if val is not None else self.limb_split[1]
@@ -60,26 +60,34 @@ class ExperimentSteps(PipelineBase):
             write_json(out / "summary.json", {"name": name, "best_epoch": int(res.best_epoch), "n_train": len(train),
                                               "n_val": len(val), "class_names": list(train.class_names)})
 
-        art = self.step("classifier", spec, build)
-        model = load_model(art.path / "model.pt")
-        model.eval()
-        return model, pd.read_csv(art.path / "history.csv"), art
+        return self.step("classifier", spec, build)
+
+    def classifier(self, name: str, train: ImageDataset, cfg, val: ImageDataset | None = None,
+                   seed_name: str = "limb-classifier") -> tuple[torch.nn.Module, pd.DataFrame, Artifact]:
+        """The trained VGG-16 (in eval mode), its history and its artifact (see `classifier_artifact`)."""
+        art = self.classifier_artifact(name, train, cfg, val, seed_name)
+        return _eval_model(art), pd.read_csv(art.path / "history.csv"), art
+
+    @cached_property
+    def filter_artifact(self) -> Artifact:
+        """The realism filter's artifact: a VGG-16 trained on the real limb training images."""
+        return self.classifier_artifact("limb-filter", self.limb_split[0], self.profile.filter_train)
 
     @cached_property
     def limb_classifier(self) -> tuple[torch.nn.Module, pd.DataFrame, Artifact]:
         """The VGG-16 realism filter, trained on the real limb training images."""
-        return self.classifier("limb-filter", self.limb_split[0], self.profile.filter_train)
+        art = self.filter_artifact
+        return _eval_model(art), pd.read_csv(art.path / "history.csv"), art
 
     @cached_property
     def synthetic_probs(self) -> np.ndarray:
         """Filter probabilities of every synthetic image (one scoring pass for all rules)."""
         from hipaug.training import predict_proba
 
-        model, _, art = self.limb_classifier
-        spec = {"classifier": art.key, "synthetic": self.synthetic.fingerprint}
+        spec = {"classifier": self.filter_artifact.key, "synthetic": self.synthetic.fingerprint}
 
         def build(out: Path) -> None:
-            p = predict_proba(model, self.synthetic.images, device=self.profile.filter_train.device)
+            p = predict_proba(self.limb_classifier[0], self.synthetic.images, device=self.profile.filter_train.device)
             np.save(out / "probs.npy", p.astype(np.float32))
 
         return np.load(self.step("filter-scores", spec, build).path / "probs.npy")
@@ -99,64 +107,77 @@ class ExperimentSteps(PipelineBase):
         train, val = self.limb_split
         return PretrainSets(train, val, self.filtered(threshold, top_k).selected, self.synthetic)
 
-    def pretrained(self, condition: str, threshold: float | None = None, top_k: int | None = None):
-        """The pre-trained backbone of a condition (None for scratch) and its artifact key."""
+    def pretrain_artifact(self, condition: str, threshold: float | None = None,
+                          top_k: int | None = None) -> Artifact | None:
+        """The pre-training artifact of a condition (None for scratch), built if missing; no model is loaded."""
         from hipaug.method.transfer import pretrain_config, pretrain_set
 
         if condition == "scratch":
-            return None, "scratch"
-        sets = self.pretrain_sets(threshold, top_k) if condition in ("with_gan", "unfiltered_gan") else \
-            _real_only_sets(self.limb_split)
-        train = pretrain_set(condition, sets, self.sub_seed("unfiltered-pick"))
-        cfg = pretrain_config(condition, self.profile.pretrain, len(sets.real_train), len(train))
-        model, _, art = self.classifier(f"pretrain-{condition}", train, cfg, val=sets.real_val)
-        return model, art.key
+            return None
+        if (condition, threshold, top_k) not in self._pretrained:  # each of the k folds asks
+            sets = self.pretrain_sets(threshold, top_k) if condition in ("with_gan", "unfiltered_gan") else \
+                _real_only_sets(self.limb_split)
+            train = pretrain_set(condition, sets, self.sub_seed("unfiltered-pick"))
+            cfg = pretrain_config(condition, self.profile.pretrain, len(sets.real_train), len(train))
+            self._pretrained[(condition, threshold, top_k)] = self.classifier_artifact(
+                f"pretrain-{condition}", train, cfg, val=sets.real_val)
+        return self._pretrained[(condition, threshold, top_k)]
 
-    def condition_folds(self, condition: str, threshold: float | None = None, top_k: int | None = None,
-                        repeat: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Per-fold metrics and per-image predictions of one condition (cached)."""
+    def pretrained(self, condition: str, threshold: float | None = None, top_k: int | None = None):
+        """The pre-trained backbone of a condition (None for scratch) and its artifact key."""
+        art = self.pretrain_artifact(condition, threshold, top_k)
+        return (None, "scratch") if art is None else (_eval_model(art), art.key)
+
+    def finetune_fold(self, condition: str, threshold: float | None = None, top_k: int | None = None,
+                      repeat: int = 0, fold: int = 0) -> Artifact:
+        """One fold of one repeat of a condition, fine-tuned (cached): the unit a grid worker runs."""
         from hipaug.method.transfer import finetune_folds
 
-        model, pre_key = self.pretrained(condition, threshold, top_k)
+        pre = self.pretrain_artifact(condition, threshold, top_k)
         t = self.profile.transfer
         seed = self.sub_seed(f"finetune-{repeat}")
-        folds = self.folds_for(repeat)
-        spec = {"condition": condition, "pretrained": pre_key, "finetune": self.profile.finetune,
-                "arch": self.profile.arch, "pelvic": self.pelvic.fingerprint, "k": t.k_folds, "repeat": repeat,
-                "freeze_blocks": t.freeze_blocks, "positive": t.positive_class, "seed": seed}
+        spec = {"condition": condition, "pretrained": pre.key if pre is not None else "scratch",
+                "finetune": self.profile.finetune, "arch": self.profile.arch, "pelvic": self.pelvic.fingerprint,
+                "k": t.k_folds, "repeat": repeat, "fold": fold, "freeze_blocks": t.freeze_blocks,
+                "positive": t.positive_class, "seed": seed}
 
         def build(out: Path) -> None:
             from hipaug.models.vgg import save_model
 
-            df, preds, kept, hist = finetune_folds(condition, model, self.pelvic, self.profile.arch, self.profile.finetune,
-                                             folds, t.positive_class, seed, freeze_blocks=t.freeze_blocks, repeat=repeat)
+            model = _eval_model(pre) if pre is not None else None
+            df, preds, kept, hist = finetune_folds(
+                condition, model, self.pelvic, self.profile.arch, self.profile.finetune, self.folds_for(repeat),
+                t.positive_class, seed, freeze_blocks=t.freeze_blocks, repeat=repeat, only=(fold,))
             atomic_write_text(out / "folds.csv", df.to_csv(index=False))
             atomic_write_text(out / "predictions.csv", preds.to_csv(index=False))
             atomic_write_text(out / "history.csv", hist.to_csv(index=False))
-            save_model(kept, out / "model_fold0.pt", {"class_names": list(self.pelvic.class_names), "fold": 0})
+            if kept is not None:  # fold 0's model serves Grad-CAM; the others are not kept
+                save_model(kept, out / "model_fold0.pt", {"class_names": list(self.pelvic.class_names), "fold": 0})
 
-        art = self.step("finetune", spec, build)
-        self._finetune_dirs[(condition, threshold, top_k, repeat)] = art.path
-        folds_df = pd.read_csv(art.path / "folds.csv")
+        return self.step("finetune-fold", spec, build)
+
+    def condition_folds(self, condition: str, threshold: float | None = None, top_k: int | None = None,
+                        repeat: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Per-fold metrics and per-image predictions of one condition, its k fold artifacts in fold order."""
+        arts = [self.finetune_fold(condition, threshold, top_k, repeat, f) for f in range(self.profile.transfer.k_folds)]
+        self._finetune_dirs[(condition, threshold, top_k, repeat)] = [a.path for a in arts]
+        folds_df = pd.concat([pd.read_csv(a.path / "folds.csv") for a in arts], ignore_index=True)
         if threshold is not None or top_k is not None:
             folds_df = folds_df.assign(threshold=threshold, top_k=top_k)
-        return folds_df, pd.read_csv(art.path / "predictions.csv")
+        return folds_df, pd.concat([pd.read_csv(a.path / "predictions.csv") for a in arts], ignore_index=True)
 
     def finetune_history(self) -> pd.DataFrame:
         """Per-epoch fine-tuning history of every condition, repeat and fold of Table VIII."""
         self.table8()
         t = self.profile.transfer
-        return pd.concat([pd.read_csv(self._finetune_dirs[(c, None, None, r)] / "history.csv")
-                          for r in range(t.repeats) for c in t.conditions], ignore_index=True)
+        return pd.concat([pd.read_csv(d / "history.csv") for r in range(t.repeats) for c in t.conditions
+                          for d in self._finetune_dirs[(c, None, None, r)]], ignore_index=True)
 
     def fold_model(self, condition: str, threshold: float | None = None, top_k: int | None = None):
         """The fine-tuned pelvic model of fold 0 of a condition (for Grad-CAM)."""
         from hipaug.models.vgg import load_model
 
-        key = (condition, threshold, top_k, 0)
-        if key not in self._finetune_dirs:
-            self.condition_folds(condition, threshold, top_k)
-        return load_model(self._finetune_dirs[key] / "model_fold0.pt")
+        return load_model(self.finetune_fold(condition, threshold, top_k, repeat=0, fold=0).path / "model_fold0.pt")
 
     def folds_for(self, repeat: int = 0):
         """The patient-level folds shared by every condition."""
@@ -168,6 +189,7 @@ class ExperimentSteps(PipelineBase):
         """Folds and predictions of every condition (all repeats), recorded in the results store."""
         conditions = tuple(conditions or self.profile.transfer.conditions)
         if conditions not in self._table8:  # chapter 5 asks three times: read the artifacts once
+            self.run_grid(conditions)  # a parallel executor builds every fold first; serially: on demand below
             parts = [self.condition_folds(c, repeat=r) for r in range(self.profile.transfer.repeats) for c in conditions]
             folds = pd.concat([p[0] for p in parts], ignore_index=True)
             preds = pd.concat([p[1] for p in parts], ignore_index=True)
@@ -175,6 +197,26 @@ class ExperimentSteps(PipelineBase):
             self._table8[conditions] = folds, preds
         folds, preds = self._table8[conditions]
         return folds.copy(), preds.copy()
+
+    def run_grid(self, conditions: tuple[str, ...] | None = None, ablations: bool = False) -> None:
+        """Build the artifacts of Table VIII (and the ablation rules) with the pipeline's executor.
+
+        With no executor (the default) this does nothing: each step is then built when first asked for.
+        """
+        if self.executor is None:
+            return
+        from hipaug.pipeline.grid import grid_tasks, resolve_executor
+
+        resolve_executor(self.executor).run(self, grid_tasks(self, conditions, ablations=ablations))
+
+
+def _eval_model(art: Artifact) -> torch.nn.Module:
+    """The classifier stored in an artifact, in eval mode."""
+    from hipaug.models.vgg import load_model
+
+    model = load_model(art.path / "model.pt")
+    model.eval()
+    return model
 
 
 def _real_only_sets(split):

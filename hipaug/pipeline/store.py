@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import platform
 import time
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,15 @@ import torch
 from hipaug import __version__
 from hipaug.config import Profile, load_profile
 from hipaug.core import atomic_write_text, derive_seed, deterministic, write_json
-from hipaug.core.artifacts import Artifact, default_root, fingerprint, load_or_run
+from hipaug.core.artifacts import Artifact, default_root, find_artifact, fingerprint, load_or_run
 from hipaug.data import ImageDataset, load_dataset
 from hipaug.errors import ConfigError, DataError
 
 log = logging.getLogger("hipaug")
+
+
+class NotBuilt(Exception):
+    """A step's artifact is not in the store (raised only while probing: nothing is built then)."""
 
 
 def _log(msg: str) -> None:
@@ -40,7 +45,8 @@ class PipelineBase:
 
     def __init__(self, profile: Profile | str = "default", limb_dir: str | Path | None = None,
                  pelvic_dir: str | Path | None = None, artifacts: str | Path | None = None,
-                 results: str | Path | None = None, device: str | None = None, seed: int | None = None):
+                 results: str | Path | None = None, device: str | None = None, seed: int | None = None,
+                 executor=None):
         if isinstance(profile, str) or isinstance(profile, Path):
             profile = load_profile(profile, device=device, seed=seed)
         elif device is not None or seed is not None:
@@ -50,7 +56,14 @@ class PipelineBase:
         self.pelvic_dir = self._check_dir(pelvic_dir, "pelvic_dir")
         self.artifacts = Path(artifacts) if artifacts is not None else default_root()
         self._results_root = Path(results) if results is not None else default_results_root()
-        self._finetune_dirs: dict[tuple, Path] = {}
+        # Who builds the grid of steps Table VIII needs: None builds each step when first asked for, in
+        # this process; "serial", "dask" or an executor object (hipaug.pipeline.grid.resolve_executor).
+        if isinstance(executor, str) and executor not in ("serial", "dask"):
+            raise ConfigError(f"executor={executor!r} is not one of serial, dask (or an executor object)")
+        self.executor = executor
+        self._probing = False  # True inside probing(): steps report whether they are built, never build
+        self._finetune_dirs: dict[tuple, list[Path]] = {}
+        self._pretrained: dict[tuple, Artifact] = {}
         self._table8: dict[tuple[str, ...], tuple[pd.DataFrame, pd.DataFrame]] = {}
         deterministic(True)
 
@@ -73,11 +86,25 @@ class PipelineBase:
         return derive_seed(self.seed, name)
 
     def step(self, name: str, spec: dict, build) -> Artifact:
-        """Run one cached step, logging whether it was reused."""
+        """Run one cached step, logging whether it was reused (inside `probing()`: never build)."""
+        if self._probing:
+            found = find_artifact(name, spec, root=self.artifacts)
+            if found is None:
+                raise NotBuilt(name)
+            return found
         t0 = time.perf_counter()
         art = load_or_run(name, spec, build, root=self.artifacts)
         _log(f"{name}: {'cached' if art.cached else 'built'} {art.path} ({time.perf_counter() - t0:.1f}s)")
         return art
+
+    @contextmanager
+    def probing(self):
+        """Within this block a step whose artifact is missing raises `NotBuilt` instead of building it."""
+        self._probing = True
+        try:
+            yield self
+        finally:
+            self._probing = False
 
     @cached_property
     def source(self) -> str:

@@ -18,7 +18,9 @@ claimed direction (for non-inferiority: the CI's lower end is above `-margin`),
 below `-margin`), `inconclusive` otherwise or with fewer than `min_pairs` folds. A claim is
 `not_testable` when a precondition of a primary test fails; otherwise `supported` if at least
 one primary metric is and none contradicts it, `contradicted` in the mirror case,
-`inconclusive` otherwise (including mixed evidence). Secondary tests are shown but do not vote.
+`inconclusive` otherwise (including mixed evidence). Secondary tests are shown but do not vote;
+neither do the ledger's `reported_metrics` (precision and MCC), which every paired test also
+computes, as rows of role `reported`.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class MetricResult:
     """One metric of one test: the effect, its CI and p value, and the verdict they give."""
 
     test: str  # the test's id
-    role: str  # primary | secondary
+    role: str  # primary | secondary | reported (a reported_metrics row: shown, never votes)
     metric: str  # fold metric (paired) or "proportion"
     a: str  # condition or proportion expected to be larger
     b: str  # the comparator
@@ -217,7 +219,7 @@ def evaluate(ledger: Ledger, results: dict[str, Any], n_boot: int = 5000, seed: 
                                     else check_filter(results.get("gan_quality"), pre))
                 users.setdefault(key, []).append(t.id)
                 failed += [p for p in checked[key] if not p.passed]
-            rows += _test_rows(t, results, failed, n_boot, seed)
+            rows += _test_rows(t, results, failed, n_boot, seed, ledger.reported)
         pres = tuple(dataclasses.replace(p, tests=tuple(dict.fromkeys(users[k]))) for k, ps in checked.items() for p in ps)
         verdict, reason = aggregate(rows, pres)
         out.append(ClaimResult(c, verdict, rows, reason, pres))
@@ -225,8 +227,14 @@ def evaluate(ledger: Ledger, results: dict[str, Any], n_boot: int = 5000, seed: 
 
 
 def _test_rows(t: Check, results: dict[str, Any], failed: list[PreconditionResult], n_boot: int,
-               seed: int) -> list[MetricResult]:
-    """One test's metric rows; `failed` preconditions turn every row not testable."""
+               seed: int, reported: tuple[str, ...] = ()) -> list[MetricResult]:
+    """One test's metric rows; `failed` preconditions turn every row not testable.
+
+    A paired test also gets a `reported` row for each of `reported` it does not vote with.
+    """
+    extra = [m for m in reported if m not in t.metrics] if RESULT_KEYS[t.result] == "paired" else []
+    if extra:
+        t = dataclasses.replace(t, metrics=(*t.metrics, *extra))
     data = results.get(t.result)
     if data is None:
         rows = [_empty(t, m, "", "not_testable", f"result {t.result!r} not in the store") for m in t.metrics]
@@ -234,6 +242,7 @@ def _test_rows(t: Check, results: dict[str, Any], failed: list[PreconditionResul
         rows = _paired(t, data, n_boot, seed)
     else:
         rows = _proportions(t, data, n_boot, seed)
+    rows = [dataclasses.replace(r, role="reported") if r.metric in extra else r for r in rows]
     if failed:  # the numbers stay visible, but a run that fails a precondition never votes
         # Short: the claim's reason and precondition table carry the measured values.
         why = "precondition failed: " + ", ".join(dict.fromkeys(f"{p.name} ({p.subject})" for p in failed))

@@ -11,7 +11,9 @@ here) or `testable`, with tests that read the results store written by the noteb
   "not worse by more than margin".
 
 Preconditions a run must meet before any verdict are the ledger's top-level `preconditions:`,
-overridable per claim (`hipaug.book.claims.preconditions`).
+overridable per claim (`hipaug.book.claims.preconditions`). The top-level `reported_metrics:`
+(precision and MCC in the book's ledger) are tested beside every paired comparison and shown,
+but never vote.
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ class Ledger:
     note: Path  # the annotated note the ledger refers to
     claims: list[Claim]  # one entry per annotation of the note
     preconditions: Preconditions  # thresholds of every claim that does not override them
+    reported: tuple[str, ...] = ()  # fold metrics shown beside every paired test, never voting
 
 
 def default_ledger(root: str | Path | None = None) -> Path:
@@ -122,7 +125,19 @@ def load_ledger(path: str | Path | None = None) -> Ledger:
     claims, seen = [], set()
     for i, entry in enumerate(raw.get("claims") or []):
         claims.append(_claim(entry, f"{path.name}: claim {entry.get('id', i)!r}", defaults, seen))
-    return Ledger(note=note, claims=claims, preconditions=defaults)
+    reported = _fold_metrics(raw.get("reported_metrics") or [], f"{path.name}: reported_metrics", allow_empty=True)
+    return Ledger(note=note, claims=claims, preconditions=defaults, reported=reported)
+
+
+def _fold_metrics(raw: Any, where: str, allow_empty: bool = False) -> tuple[str, ...]:
+    """Validate a list of per-fold metric names (`hipaug.evaluation.METRICS`)."""
+    from hipaug.evaluation import METRICS  # lazy, like claims.evaluate: importing claims loads no torch
+
+    metrics = (raw,) if isinstance(raw, str) else tuple(raw)
+    bad = [m for m in metrics if m not in METRICS]
+    if bad or not (metrics or allow_empty):
+        raise ConfigError(f"{where}: unknown metric {bad[0] if bad else '(none)'!r} (known: {', '.join(METRICS)})")
+    return metrics
 
 
 def _claim(entry: dict, where: str, defaults: Preconditions, seen: set[str]) -> Claim:
@@ -154,16 +169,12 @@ def _claim(entry: dict, where: str, defaults: Preconditions, seen: set[str]) -> 
 
 def _test(t: dict, where: str) -> Check:
     """Validate one test of a ledger entry (`where` names the entry in errors)."""
-    from hipaug.evaluation import METRICS  # lazy, like claims.evaluate: importing claims loads no torch
-
     result = t.get("result")
     if result not in RESULT_KEYS:
         raise ConfigError(f"{where}: unknown result key {result!r} (known: {', '.join(RESULT_KEYS)})")
     metrics = tuple(t.get("metrics") or (("proportion",) if RESULT_KEYS[result] == "proportions" else ()))
     if RESULT_KEYS[result] == "paired":
-        bad = [m for m in metrics if m not in METRICS]
-        if bad or not metrics:
-            raise ConfigError(f"{where}: unknown metric {bad[0] if bad else '(none)'!r} (known: {', '.join(METRICS)})")
+        metrics = _fold_metrics(metrics, where)
     else:
         for side in ("a", "b"):
             if t.get(side) not in PROPORTIONS:

@@ -23,10 +23,12 @@ from hipaug.book.claims.evaluate import (
 )
 from hipaug.book.claims.ledger import RESULT_KEYS, Ledger, check_against_note, load_ledger, resolve
 from hipaug.book.claims.preconditions import GAN_CONDITIONS, PreconditionResult, fmt_against
+from hipaug.core import numbers
 from hipaug.errors import ConfigError
 from hipaug.paper import paper_difference
 
 VERDICT_LABELS = {"not_testable": "not testable in this run"}  # badge text where it differs from the id
+ROLE_TAGS = {"secondary": " (secondary)", "reported": " (reported, does not vote)"}  # after a test's id
 # A MyST label line followed by the heading it targets, in a jupytext percent notebook.
 _LABELLED_HEADING = re.compile(r"^# \(([\w-]+)\)=\n# #+ (.+)$", re.MULTILINE)
 
@@ -34,6 +36,11 @@ _LABELLED_HEADING = re.compile(r"^# \(([\w-]+)\)=\n# #+ (.+)$", re.MULTILINE)
 def label(verdict: str) -> str:
     """The words shown for a verdict id ("not_testable" -> "not testable in this run")."""
     return VERDICT_LABELS.get(verdict, verdict)
+
+
+def role_tag(role: str) -> str:
+    """The words after a test's id for a metric row of this role ("" for a primary row)."""
+    return ROLE_TAGS.get(role, "")
 
 
 def badge(verdict: str) -> str:
@@ -50,22 +57,30 @@ def chapter_titles(root: Path) -> dict[str, str]:
 
 
 def _fmt(x: float, pct: bool = False) -> str:
+    """A difference: in signed points for a fold metric, else signed with 3 significant digits."""
     if x is None or not np.isfinite(x):
-        return "n/a"
-    return f"{x * 100:+.2f}" if pct else f"{x:+.3f}"
+        return numbers.MISSING
+    return numbers.points(x * 100, signed=True) if pct else ("+" if x >= 0 else "") + numbers.number(x)
 
 
 def _p(x: float) -> str:
-    return "n/a" if x is None or not np.isfinite(x) else f"{x:.3g}"
+    return numbers.pvalue(x)
 
 
 def _paper_figure(m: MetricResult) -> str:
-    """The paper's Table VIII difference for this comparison and whether it was significant, or ""."""
+    """The paper's Table VIII difference for this comparison and whether it was significant.
+
+    "not reported" for a metric Table VIII lacks (precision, MCC, AUC) in a comparison the paper
+    made; "" when the paper made no such comparison.
+    """
+    from hipaug.evaluation import PAPER_METRICS
     from hipaug.paper import TABLE8_SIGNIFICANT
 
+    if paper_difference(PAPER_METRICS[0], m.a, m.b) is None:
+        return ""
     d = paper_difference(m.metric, m.a, m.b)
     if d is None:
-        return ""
+        return "not reported"
     return f"{d:+.2f} ({'significant' if TABLE8_SIGNIFICANT[m.metric] else 'not significant'})"
 
 
@@ -77,13 +92,13 @@ def metric_table(rows: list[MetricResult]) -> str:
     ci = f"{(1 - levels.pop()) * 100:g}% CI" if len(levels) == 1 else "CI at 1 − α"
     head = (f"| comparison | metric | n | difference a − b | {ci} | p | test | p, {PAPER_STATISTIC} | "
             "MDD at 80% power | verdict | paper (points) |\n")
-    head += "|---|---|---|---|---|---|---|---|---|---|---|\n"
+    head += "|---|---|---:|---:|---:|---:|---|---:|---:|---|---|\n"  # numeric columns right-aligned
     lines = []
     for m in rows:
         pct = m.metric in METRICS  # fold metrics are fractions: shown in points
         unit = " pts" if pct and np.isfinite(m.effect) else ""
-        mdd = f"{m.mdd * 100:.2f} pts" if np.isfinite(m.mdd) else "—"
-        lines.append(f"| {m.test}{' (secondary)' if m.role == 'secondary' else ''} | {m.metric} | {m.n} | "
+        mdd = f"{numbers.points(m.mdd * 100)} pts" if np.isfinite(m.mdd) else "—"
+        lines.append(f"| {m.test}{role_tag(m.role)} | {m.metric} | {m.n} | "
                      f"{_fmt(m.effect, pct)}{unit} | [{_fmt(m.ci_low, pct)}, {_fmt(m.ci_high, pct)}] | "
                      f"{_p(m.p)} | {m.statistic or '—'} | {_p(m.p_paper) if pct else '—'} | {mdd} | {badge(m.verdict)}"
                      f"{' ' + m.note if m.note else ''} | {_paper_figure(m) or '—'} |")
@@ -129,7 +144,21 @@ def methods_text(ledger: Ledger) -> str:
             "at least one primary comparison supports it and none contradicts it, contradicted in the mirror case, "
             "inconclusive otherwise, and not testable in this run when a precondition of a primary comparison "
             "fails; secondary comparisons are shown but do not vote. *Inconclusive* means the data cannot tell, not "
-            "that the claim is false.")
+            "that the claim is false." + _reported_text(ledger.reported))
+
+
+METRIC_NAMES = {"precision": "precision (positive predictive value)", "mcc": "MCC (Matthews correlation coefficient)",
+                "auc": "ROC AUC"}  # how prose names a fold metric where its column name is terse
+
+
+def _reported_text(reported: tuple[str, ...]) -> str:
+    """The sentence on the ledger's reported metrics ("" when it has none)."""
+    if not reported:
+        return ""
+    names = " and ".join(METRIC_NAMES.get(m, m) for m in reported)
+    return (f" Every paired comparison also tests {names}, in rows marked *reported*: the book reports "
+            f"{'them' if len(reported) > 1 else 'it'} beside the paper's metrics, the paper's Table VIII does not, "
+            "and these rows never vote.")
 
 
 def preconditions_text(ledger: Ledger) -> str:
@@ -167,7 +196,8 @@ def power_text(evaluated: list[ClaimResult]) -> str:
     m = rows[0]
     paper = paper_difference(m.metric, m.a, m.b)
     return (f"Power: on this run the smallest {m.a} − {m.b} difference in {m.metric} that the corrected test detects "
-            f"with 80% power is {m.mdd * 100:.2f} points over {m.n} fold pairs ({m.mdd_paper * 100:.2f} points for "
+            f"with 80% power is {numbers.points(m.mdd * 100)} points over {m.n} fold pairs "
+            f"({numbers.points(m.mdd_paper * 100)} points for "
             f"the paper's plain test), while the paper's Table VIII difference is {paper:+.2f} points. An effect "
             "below the detectable difference will usually come out inconclusive whatever its sign.")
 
@@ -207,7 +237,10 @@ def _annotation_blocks(evaluated: list[ClaimResult], note, titles: dict[str, str
 def _findings_page(ledger: Ledger, citekey: str, evaluated: list[ClaimResult], run: dict, source: str,
                    summary_rows: list[str]) -> str:
     """The findings page: how verdicts are reached, the verdict of every claim, and every comparison."""
+    from hipaug.evaluation import METRICS, PAPER_METRICS
+
     counts = {v: sum(1 for r in evaluated if r.verdict == v) for v in (*VERDICTS, "context")}
+    beyond = [m for m in METRICS if m not in PAPER_METRICS]
     sections = []
     for r in evaluated:
         if r.metrics:
@@ -230,8 +263,9 @@ def _findings_page(ledger: Ledger, citekey: str, evaluated: list[ClaimResult], r
         "## Every comparison", "",
         *sections,
         "Differences, confidence intervals and minimum detectable differences (MDD) of fold metrics are in "
-        "percentage points; the paper column gives Table VIII's with-GAN minus without-GAN difference and whether "
-        "its paired t-test was significant (the paper's numbers, quoted).", ""])
+        "points, the metric × 100; the paper column gives Table VIII's with-GAN minus "
+        "without-GAN difference and whether its paired t-test was significant (the paper's numbers, quoted), or "
+        f"*not reported* for {', '.join(beyond)}, which Table VIII lacks.", ""])
 
 
 def render_findings_and_annotations(root: Path, out: Path, profile: str, results_dir: Path | None = None,

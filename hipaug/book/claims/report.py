@@ -8,7 +8,7 @@ import numpy as np
 
 from hipaug.book.claims.evaluate import PAPER_STATISTIC, ClaimResult, evaluate, load_results
 from hipaug.book.claims.ledger import check_against_note, load_ledger
-from hipaug.book.claims.render import label
+from hipaug.book.claims.render import label, role_tag
 
 
 def claims_report(results: Path, ledger: Path, note: Path | None = None) -> tuple[str, int]:
@@ -38,7 +38,7 @@ def _claim_lines(r: ClaimResult) -> list[str]:
     for p in r.preconditions:
         lines.append(f"{'':15}precondition {p.name} [{'ok' if p.passed else 'FAILED'}]: {p.message}")
     for m in r.metrics:
-        tag = "" if m.role == "primary" else " (secondary)"
+        tag = role_tag(m.role)
         paper = f", {PAPER_STATISTIC} p={m.p_paper:.3g}" if np.isfinite(m.p_paper) else ""
         mdd = f", MDD80={m.mdd:.3f}" if np.isfinite(m.mdd) else ""
         lines.append(f"{'':15}{m.test}{tag} {m.metric}: {m.a}-{m.b} = {m.effect:+.3f} "

@@ -1,0 +1,115 @@
+"""A chapter's page: the values it ran with, shown once, and its tables, written by one rule.
+
+Each chapter notebook has a `parameters` cell and, after papermill, an `injected-parameters` cell
+(`# Parameters`). The page shows neither: `stage_notebook` tags both `remove-cell` in the copy the
+book renders, and the chapter's `data_summary(pipe)` cell shows `ran_with(pipe)`, one table of the
+values the chapter actually ran with (the profile's seed and device resolved, the data named by
+fingerprint). The executed `.ipynb` keeps both cells, so the download still shows what papermill ran.
+
+Every DataFrame a chapter displays goes through `table_html` (`show_tables_by_the_rule`, called by
+`setup`), which writes its numbers by the rule of `hipaug.core.numbers`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hipaug.errors import HipaugError
+
+PARAMETER_TAGS = ("parameters", "injected-parameters")  # papermill's tags: the defaults, then the values passed
+HIDDEN = "remove-cell"  # myst-nb drops such a cell, input and output, from the page
+
+
+def hide_parameter_cells(nb) -> int:
+    """Tag every parameters and injected-parameters cell of `nb` (nbformat) `remove-cell`; return how many."""
+    n = 0
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if any(t in tags for t in PARAMETER_TAGS):
+            n += 1
+            if HIDDEN not in tags:
+                tags.append(HIDDEN)
+    return n
+
+
+def stage_notebook(src: Path, dst: Path) -> None:
+    """Write the executed notebook `src` to `dst` as the book renders it, with its parameter cells hidden.
+
+    `dst` is rewritten only when its bytes change, so an unchanged chapter keeps its mtime and
+    Sphinx does not re-render it.
+    """
+    import nbformat
+
+    nb = nbformat.read(src, as_version=4)
+    if hide_parameter_cells(nb) == 0:
+        raise HipaugError(f"{src}: no cell tagged 'parameters'; a chapter notebook must have one")
+    text = nbformat.writes(nb) + "\n"
+    if dst.is_file() and dst.read_text(encoding="utf-8") == text:
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_text(text, encoding="utf-8")
+
+
+def _data_row(pipe, kind: str) -> str:
+    ds, user_dir = getattr(pipe, kind), getattr(pipe, f"{kind}_dir")
+    folder = f"`{user_dir}`" if user_dir is not None else "built-in phantom"
+    counts = ", ".join(f"`{c}` {n}" for c, n in ds.class_counts().items())
+    skipped = f"; {len(ds.skipped)} unreadable files skipped" if ds.skipped else ""
+    return (f"| {kind} data | {folder}, fingerprint `{ds.fingerprint[:12]}`, {len(ds)} images in "
+            f"{len(ds.class_names)} classes ({counts}){skipped} |")
+
+
+def ran_with(pipe) -> str:
+    """Markdown: the one table of the values a chapter ran with (profile, data, seed, device, results)."""
+    from hipaug.core import resolve_device
+
+    asked = pipe.profile.device
+    device = str(resolve_device(asked))
+    device_txt = f"`{device}`" + ("" if device == asked else f" (asked: `{asked}`)")
+    return "\n".join([
+        "**This chapter ran with**", "",
+        "| parameter | value |", "|---|---|",
+        f"| profile | `{pipe.profile.name}` |",
+        _data_row(pipe, "limb"),
+        _data_row(pipe, "pelvic"),
+        f"| seed | {pipe.seed} |",
+        f"| device | {device_txt} |",
+        f"| results | `{pipe.profile.name}/{pipe.source}` in the results store |", ""])
+
+
+# ------------------------------------------------------------------ tables: numbers by the book's one rule
+SCALED = {"mcc": " (×100)", "auc": " (×100)"}  # header note of a fold metric shown × 100 that is not a percentage
+
+
+def proportions() -> tuple[str, ...]:
+    """Column names that hold proportions in [0, 1] (MCC in [-1, 1]): the fold metrics, shown × 100."""
+    from hipaug.evaluation import METRICS
+
+    return (*METRICS, "balanced_accuracy")
+
+
+def book_table(df):
+    """`df` as the book shows it: numbers written by `hipaug.core.numbers`, fold metrics × 100 with a header note."""
+    from hipaug.core.numbers import format_frame, infer_kind
+
+    props = proportions()
+    text = format_frame(df, proportions=props)
+    scaled = {str(c[0] if isinstance(c, tuple) else c) for i, c in enumerate(df.columns)
+              if infer_kind(c, df.iloc[:, i], props) == "proportion"}
+    names = {c: c + SCALED.get(c, " (%)") for c in scaled}
+    return text.rename(columns=names, level=0 if text.columns.nlevels > 1 else None)
+
+
+def table_html(df) -> str:
+    """The HTML of `book_table(df)`: pandas' own table, with the numbers already written."""
+    return book_table(df)._repr_html_()
+
+
+def show_tables_by_the_rule() -> None:
+    """Make the running kernel display every DataFrame through `table_html` (no-op outside IPython)."""
+    import pandas as pd
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, table_html)

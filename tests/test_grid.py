@@ -1,0 +1,272 @@
+"""The experiment grid: its tasks and dry run, the shared store under concurrency and Ctrl-C, and Dask runs
+that write the same bytes as the serial run, also when a worker is killed mid-task."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from hipaug.cli import main
+from hipaug.config import load_profile
+from hipaug.errors import ConfigError
+from hipaug.pipeline import Pipeline
+from hipaug.pipeline.grid import Task, critical_path, grid_tasks, probe, resolve_executor, simulate
+
+ROOT = Path(__file__).resolve().parents[1]
+# Smoke, cut down (three conditions, three folds); HIPAUG_GRID_TEST_PROFILE=smoke runs the same checks on smoke.
+PROFILE = os.environ.get("HIPAUG_GRID_TEST_PROFILE") or str(ROOT / "tests" / "fixtures" / "profiles" / "grid.yaml")
+
+
+def _env(**extra) -> dict:
+    return {**os.environ, "HIPAUG_PROGRESS": "0", "PYTHONPATH": str(ROOT), **extra}
+
+
+# ------------------------------------------------------------------ the graph
+def test_grid_has_one_task_per_step_and_fold_in_dependency_order(tmp_path):
+    pipe = Pipeline("smoke", artifacts=tmp_path / "a", results=tmp_path / "r")
+    tasks = grid_tasks(pipe, ablations=True)
+    t, ab = pipe.profile.transfer, pipe.profile.ablation
+    ids = [x.id for x in tasks]
+    assert len(ids) == len(set(ids))
+    seen: set[str] = set()
+    for x in tasks:
+        assert set(x.deps) <= seen, f"{x.id} comes before its inputs {x.deps}"
+        seen.add(x.id)
+    n_rules = len(ab.thresholds) + len(ab.top_k)
+    assert sum(x.kind == "finetune" for x in tasks) == (len(t.conditions) * t.repeats + n_rules) * t.k_folds
+    assert {x.id for x in tasks if x.kind == "pretrain"} >= {f"pretrain/{c}" for c in t.conditions if c != "scratch"}
+    assert "finetune/with_gan/r0/f4" in ids and ("acgan",) in [x.deps for x in tasks if x.id == "synthetic"]
+    assert all(x.flops > 0 for x in tasks if x.kind in ("acgan", "finetune", "filter"))
+    assert not (tmp_path / "a").exists(), "building the graph wrote to the store"
+
+
+def test_critical_path_and_predicted_makespan():
+    g = [Task("a", "x", (), (), 3.0), Task("b", "x", (), ("a",), 2.0), Task("c", "x", (), (), 4.0),
+         Task("d", "x", (), ("b", "c"), 1.0), Task("e", "x", (), (), 1.0)]
+    assert critical_path(g) == (["a", "b", "d"], 6.0)
+    assert simulate(g, 1) == 11.0  # one worker: the sum
+    assert simulate(g, 2) == 6.0  # a||c, then b||e, then d: the critical path is reached
+    assert simulate(g, 8) == 6.0  # never below the critical path
+
+
+def test_probe_sees_built_steps_without_building(tmp_path):
+    pipe = Pipeline(PROFILE, artifacts=tmp_path / "a", results=tmp_path / "r")
+    tasks = grid_tasks(pipe)
+    assert not any(probe(pipe, tasks).values()) and not (tmp_path / "a").exists()
+    pipe.check_data()  # builds the two phantom sets, nothing else
+    built = probe(pipe, tasks)
+    assert {k for k, v in built.items() if v} == {"phantom-limb", "phantom-pelvic"}
+    assert sorted(p.name for p in (tmp_path / "a").iterdir() if not p.name.startswith(".")) == \
+        ["phantom-limb", "phantom-pelvic"]
+
+
+def test_dry_run_prints_the_graph_and_computes_nothing(tmp_path, capsys):
+    assert main(["reproduce", "--profile", "smoke", "--artifacts", str(tmp_path / "a"), "--out", str(tmp_path / "r"),
+                 "--dry-run", "--ablations"]) == 0
+    out = capsys.readouterr().out
+    assert "critical path" in out and "finetune/with_gan/r0/f4" in out and "predicted" in out
+    assert "8 workers" in out and " no " in out
+    assert not (tmp_path / "a").exists() and not (tmp_path / "r").exists()
+
+
+def test_import_hipaug_needs_no_dask():
+    code = ("import sys, hipaug, hipaug.pipeline, hipaug.pipeline.grid, hipaug.cli, hipaug.book; "
+            "assert not {'dask', 'distributed'} & set(sys.modules), sorted(m for m in sys.modules if 'dask' in m)")
+    subprocess.run([sys.executable, "-c", code], check=True, env=_env())
+
+
+def test_executor_parameter(monkeypatch):
+    assert type(resolve_executor(None)).__name__ == "SerialExecutor"
+    assert type(resolve_executor("dask")).__name__ == "DaskExecutor"
+    with pytest.raises(ConfigError, match="executor='spark'"):
+        resolve_executor("spark")
+    with pytest.raises(ConfigError, match="executor='spark'"):
+        Pipeline("smoke", executor="spark")
+    monkeypatch.setitem(sys.modules, "distributed", None)  # the cluster extra not installed
+    monkeypatch.delitem(sys.modules, "hipaug.pipeline.distributed", raising=False)
+    with pytest.raises(ConfigError, match=r"cluster extra .*pip install -e '\.\[cluster\]'"):
+        resolve_executor("dask")
+
+
+# ------------------------------------------------------------------ errors of the command line
+def _one_error_line(err: str) -> str:
+    lines = [x for x in err.strip().splitlines() if x.startswith("hipaug: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_unreachable_scheduler_is_one_line_and_exit_2(tmp_path, capsys):
+    t0 = time.perf_counter()
+    assert main(["reproduce", "--profile", "smoke", "--artifacts", str(tmp_path), "--scheduler",
+                 "tcp://127.0.0.1:9"]) == 2
+    assert "--scheduler tcp://127.0.0.1:9: cannot reach" in _one_error_line(capsys.readouterr().err)
+    assert time.perf_counter() - t0 < 60 and not any(tmp_path.iterdir()), "work started before connecting"
+
+
+def test_jobqueue_without_settings_is_one_line(tmp_path, capsys):
+    import dask
+
+    with dask.config.set({"jobqueue.slurm.cores": None, "jobqueue.slurm.memory": None}):
+        assert main(["reproduce", "--profile", "smoke", "--artifacts", str(tmp_path), "--jobqueue", "slurm",
+                     "--workers", "2"]) == 2
+    assert "jobqueue.yaml" in _one_error_line(capsys.readouterr().err)
+
+
+def test_each_local_worker_gets_its_own_gpu(monkeypatch):
+    from hipaug.pipeline.distributed import OneGPU
+
+    plugin = OneGPU(["2", "3"])
+    for name, gpu in ((0, "2"), (1, "3"), (2, "2")):
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+        plugin.setup(SimpleNamespace(name=name))
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == gpu
+
+
+# ------------------------------------------------------------------ the shared store
+_BUILDER = textwrap.dedent("""
+    import json, os, sys, time
+    from pathlib import Path
+    from hipaug.core import artifacts
+    root, go = Path(sys.argv[1]), Path(sys.argv[2])
+    if sys.argv[3] == "nolock":  # the control: what the store would do without its lock
+        import contextlib
+        artifacts.FileLock = lambda path: contextlib.nullcontext()
+    def build(out):
+        with open(root / "builds.log", "a") as f:
+            f.write(f"{os.getpid()}\\n")
+        for i in range(5):  # written in pieces: a second builder in the same folder would interleave
+            with open(out / "result.txt", "a") as f:
+                f.write(f"{os.getpid()} {i}\\n")
+            time.sleep(0.3)
+    print("ready", flush=True)
+    while not go.exists():
+        time.sleep(0.01)
+    art = artifacts.load_or_run("step", {"seed": 1}, build, root=root)
+    print(json.dumps({"cached": art.cached, "text": (art.path / "result.txt").read_text()}))
+""")
+
+
+@pytest.mark.parametrize("lock", ["lock", "nolock"])
+def test_two_processes_build_one_artifact_once(tmp_path, lock):
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", _BUILDER, str(tmp_path), str(go), lock], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=_env()) for _ in range(2)]
+    for p in procs:
+        assert p.stdout.readline().strip() == "ready"
+    go.touch()
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        outs.append((p.returncode, out, err))
+    builds = (tmp_path / "builds.log").read_text().split()
+    if lock == "nolock":  # the control shows what the test would catch: both build, into one folder
+        assert len(builds) == 2
+        return
+    assert all(rc == 0 for rc, _, _ in outs), outs
+    res = [json.loads(out.strip().splitlines()[-1]) for _, out, _ in outs]
+    assert len(builds) == 1 and sorted(r["cached"] for r in res) == [False, True]
+    assert res[0]["text"] == res[1]["text"] == "".join(f"{builds[0]} {i}\n" for i in range(5))
+
+
+def test_ctrl_c_leaves_no_finished_artifact(tmp_path):
+    code = textwrap.dedent("""
+        import sys, time
+        from pathlib import Path
+        from hipaug.core.artifacts import load_or_run
+        def build(out):
+            (out / "half.txt").write_text("half")
+            print("building", flush=True)
+            time.sleep(60)
+        load_or_run("step", {"seed": 1}, build, root=Path(sys.argv[1]))
+    """)
+    p = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=_env())
+    assert p.stdout.readline().strip() == "building"
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode != 0 and "KeyboardInterrupt" in err
+    assert not (tmp_path / "step").exists() or not any((tmp_path / "step").iterdir()), "a half artifact is in place"
+    assert [x.name for x in (tmp_path / ".partial").iterdir()][0].startswith("step-")  # kept aside, to resume
+    from hipaug.core.artifacts import load_or_run
+
+    art = load_or_run("step", {"seed": 1}, lambda out: (out / "done.txt").write_text("done"), root=tmp_path)
+    assert not art.cached and (art.path / "done.txt").is_file()
+
+
+# ------------------------------------------------------------------ same bytes, also with a worker killed
+@pytest.fixture(scope="module")
+def serial_run(tmp_path_factory) -> Path:
+    """The serial reference: `hipaug reproduce` in one process, one torch thread."""
+    tmp = tmp_path_factory.mktemp("serial")
+    r = subprocess.run([sys.executable, "-m", "hipaug", "reproduce", "--profile", PROFILE, "--threads", "1",
+                        "--artifacts", str(tmp / "a"), "--out", str(tmp / "r")], env=_env(), cwd=tmp,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return tmp / "r" / load_profile(PROFILE).name / "phantom"
+
+
+def _same_files(a: Path, b: Path, names: list[str] | None = None) -> None:
+    names = names or sorted(p.name for p in a.iterdir())
+    assert names and sorted(p.name for p in b.iterdir()) >= names
+    for n in names:
+        assert (a / n).read_bytes() == (b / n).read_bytes(), f"{n} differs"
+
+
+@pytest.mark.slow
+def test_two_workers_write_the_serial_bytes(serial_run, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "hipaug", "reproduce", "--profile", PROFILE, "--workers", "2",
+                        "--threads", "1", "--artifacts", str(tmp_path / "a"), "--out", str(tmp_path / "r")],
+                       env=_env(), cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "local Dask cluster of 2 processes" in r.stderr
+    _same_files(serial_run, tmp_path / "r" / load_profile(PROFILE).name / "phantom")
+    assert not any((tmp_path / "a" / ".partial").iterdir())
+
+
+def _kill_a_busy_worker(ex, store: Path, killed: list, stop: threading.Event) -> None:
+    """Once a fine-tuning fold is being built, SIGKILL the worker process that runs a fine-tuning task."""
+    while not stop.is_set():
+        partial = store / ".partial"
+        if partial.is_dir() and any(p.name.startswith("finetune-fold-") for p in partial.iterdir()):
+            busy = {w: keys for w, keys in ex.client.processing().items() if any("-finetune/" in str(k) for k in keys)}
+            if busy:
+                worker = next(iter(busy))
+                pid = ex.client.run(os.getpid, workers=[worker])[worker]
+                os.kill(pid, signal.SIGKILL)
+                killed.append((worker, pid))
+                return
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_replaced_and_the_results_are_the_same(serial_run, tmp_path):
+    from hipaug.pipeline.distributed import DaskExecutor
+
+    ex = DaskExecutor(workers=2, threads=1)
+    pipe = Pipeline(PROFILE, artifacts=tmp_path / "a", results=tmp_path / "r", executor=ex)
+    killed: list = []
+    stop = threading.Event()
+    with ex:
+        killer = threading.Thread(target=_kill_a_busy_worker, args=(ex, tmp_path / "a", killed, stop), daemon=True)
+        killer.start()
+        try:
+            pipe.check_data()
+            pipe.table8_report()  # the grid first (on the cluster), then Table VIII from the store
+        finally:
+            stop.set()
+            killer.join()
+    assert killed, "no worker was killed: the test did not test anything"
+    assert any(tid.startswith("finetune/") for tid in ex.retried), f"no fine-tuning task was run again: {ex.retried}"
+    _same_files(serial_run, pipe.results_dir, ["paired_tests.csv", "run.json", "table8_folds.csv",
+                                               "table8_summary.csv"])
+    assert not any((tmp_path / "a" / ".partial").iterdir())
