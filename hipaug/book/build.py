@@ -41,7 +41,7 @@ from pathlib import Path
 import hipaug
 from hipaug import __version__
 from hipaug.book.chapter import stage_notebook
-from hipaug.core import atomic_write_text, write_json
+from hipaug.core import atomic_write_text, write_if_changed, write_json
 from hipaug.core.project import find_project
 from hipaug.errors import ConfigError, HipaugError
 
@@ -136,10 +136,7 @@ def normalise_references(paths: list[Path]) -> None:
 
 def copy_if_changed(src: Path, dst: Path) -> None:
     """Copy a file unless `dst` holds the same bytes: unchanged pages keep their mtime, so Sphinx skips them."""
-    if dst.is_file() and dst.stat().st_size == src.stat().st_size and dst.read_bytes() == src.read_bytes():
-        return
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dst)
+    write_if_changed(dst, src.read_bytes())
 
 
 def stage_sources(root: Path, stage: Path) -> None:

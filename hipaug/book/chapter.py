@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hipaug.core import write_if_changed
 from hipaug.errors import HipaugError
 
 PARAMETER_TAGS = ("parameters", "injected-parameters")  # papermill's tags: the defaults, then the values passed
@@ -43,11 +44,7 @@ def stage_notebook(src: Path, dst: Path) -> None:
     nb = nbformat.read(src, as_version=4)
     if hide_parameter_cells(nb) == 0:
         raise HipaugError(f"{src}: no cell tagged 'parameters'; a chapter notebook must have one")
-    text = nbformat.writes(nb) + "\n"
-    if dst.is_file() and dst.read_text(encoding="utf-8") == text:
-        return
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    dst.write_text(text, encoding="utf-8")
+    write_if_changed(dst, nbformat.writes(nb) + "\n")
 
 
 def _data_row(pipe, kind: str) -> str:

@@ -8,16 +8,16 @@ step summaries written by the notebooks), draws two figures with matplotlib and 
 
 from __future__ import annotations
 
-import io
 import math
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hipaug.core import atomic_write_bytes
+from hipaug.book.claims import results_store
+from hipaug.book.plots import png_bytes
+from hipaug.core import write_if_changed
 
 PIPELINE_PNG = "front_pipeline.png"
 HEADLINE_PNG = "front_headline.png"
@@ -29,17 +29,6 @@ HEADLINE_SIZE = (7.2, 5.6)  # inches: two rows of two metrics
 
 
 # ------------------------------------------------------------------ reading the store
-def load_store(profile: str, results_dir: Path | None) -> tuple[Path, dict[str, Any]]:
-    """The results folder of the build (default: the phantom run of `profile`) and its contents ({} if none)."""
-    from hipaug.book.claims import load_results
-
-    if results_dir is None:
-        from hipaug.pipeline import default_results_root
-
-        results_dir = default_results_root() / profile / "phantom"
-    return results_dir, (load_results(results_dir) if results_dir.is_dir() else {})
-
-
 def provenance(store: dict[str, Any], profile: str) -> str:
     """One sentence naming the profile, the data (phantom or the reader's folders, with fingerprints) and seed."""
     run = store.get("run", {})
@@ -229,13 +218,6 @@ def headline_figure(df: pd.DataFrame, label: str):
     return fig
 
 
-def png_bytes(fig) -> bytes:
-    """The figure as PNG bytes without a timestamp or version stamp (unchanged figures give equal bytes)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
-    return buf.getvalue()
-
-
 # ------------------------------------------------------------------ text
 def _cell(r: pd.DataFrame) -> str:
     """'mean [low, high]' in percent (the paper's mean as it prints it), or — when the run has no such value."""
@@ -307,10 +289,10 @@ def short_reason(reason: str) -> str:
 
 def verdicts_text(root: Path, store: dict[str, Any]) -> str:
     """The claims ledger's verdict counts on this run, and the verdict of the with- vs without-GAN claims."""
-    from hipaug.book.claims import VERDICTS, badge, evaluate, load_ledger
+    from hipaug.book.claims import VERDICTS, badge, default_ledger, evaluate, load_ledger
 
     # The same evaluation as the findings page (same ledger, store and defaults), so the counts agree.
-    evaluated = evaluate(load_ledger(root / "book" / "claims.yml"), store)
+    evaluated = evaluate(load_ledger(default_ledger(root)), store)
     counts = {v: sum(r.verdict == v for r in evaluated) for v in (*VERDICTS, "context")}
     lines = [f"**Verdicts** of the {len(evaluated)} entries of the claims ledger on this run "
              f"({{ref}}`findings` gives each with its tests): "
@@ -360,24 +342,17 @@ def front_markdown(root: Path, profile: str, results_dir: Path, store: dict[str,
 
 
 # ------------------------------------------------------------------ driver
-def write_if_changed(path: Path, data: bytes) -> None:
-    """Write bytes only when they differ, so Sphinx does not rebuild an unchanged page."""
-    if not path.is_file() or path.read_bytes() != data:
-        atomic_write_bytes(path, data)
-
-
-def write_front(root: Path, out: Path, profile: str, results_dir: Path | None = None,
-                write_text: Callable[[Path, str], None] | None = None) -> list[Path]:
+def write_front(root: Path, out: Path, profile: str, results_dir: Path | None = None) -> list[Path]:
     """Write `front.md` and its two PNGs into `out` from the build's results store; return the paths written."""
-    results_dir, store = load_store(profile, results_dir)
+    results_dir, store = results_store(profile, results_dir)
     details = pipeline_details(store)
     written = [out / PIPELINE_PNG]
-    write_if_changed(written[0], png_bytes(pipeline_figure(details)))
+    write_if_changed(written[0], png_bytes(pipeline_figure(details), DPI))
     level = _confidence(store, profile) if "table8_folds" in store else math.nan
     df = headline(store, level) if "table8_folds" in store else None
     if df is not None:
         written.append(out / HEADLINE_PNG)
-        write_if_changed(written[-1], png_bytes(headline_figure(df, run_label(store, profile))))
+        write_if_changed(written[-1], png_bytes(headline_figure(df, run_label(store, profile)), DPI))
     text = front_markdown(root, profile, results_dir, store, details, df, level)
-    (write_text or (lambda p, t: write_if_changed(p, t.encode("utf-8"))))(out / "front.md", text)
+    write_if_changed(out / "front.md", text)
     return [*written, out / "front.md"]

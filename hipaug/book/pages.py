@@ -24,17 +24,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hipaug.core import atomic_write_text
+from hipaug.core import atomic_write_text, write_if_changed
 
 NOTE = Path("book/literature/linMedicalDataAugmentation2019.md")
 BIB_BEGIN = "% BEGIN generated: linMedicalDataAugmentation2019"
 BIB_END = "% END generated: linMedicalDataAugmentation2019"
-
-
-def _write(path: Path, text: str) -> None:
-    """Write only when the content changed, so Sphinx does not rebuild unchanged pages."""
-    if not path.is_file() or path.read_text(encoding="utf-8") != text:
-        atomic_write_text(path, text)
 
 
 # ------------------------------------------------------------------ command line and API
@@ -171,23 +165,23 @@ def generate_all(root: Path, out: Path, profile: str, results_dir: Path | None =
     """
     out.mkdir(parents=True, exist_ok=True)
     refresh_bib(root)
-    _write(out / "data_source.md", data_summary or "The data of this build are not recorded.\n")
-    _write(out / "cli_help.md", cli_help())
-    _write(out / "api_reference.md", api_reference())
+    write_if_changed(out / "data_source.md", data_summary or "The data of this build are not recorded.\n")
+    write_if_changed(out / "cli_help.md", cli_help())
+    write_if_changed(out / "api_reference.md", api_reference())
     from hipaug.book import layout
 
-    _write(out / "layout.md", "```text\n" + layout.diagram(root, counts=True) + "\n```\n")
-    _write(out / "profiles.md", profiles_table() + "\n")
-    _write(out / "profile_summaries.md", profile_summaries() + "\n")
-    _write(out / "environment.md", environment_table() + "\n")
+    write_if_changed(out / "layout.md", "```text\n" + layout.diagram(root, counts=True) + "\n```\n")
+    write_if_changed(out / "profiles.md", profiles_table() + "\n")
+    write_if_changed(out / "profile_summaries.md", profile_summaries() + "\n")
+    write_if_changed(out / "environment.md", environment_table() + "\n")
     from hipaug.book import perfpage
 
-    _write(out / "performance.md", perfpage.render(root, out))  # its figures' PNGs go next to it
-    _write(out / "paper_cost.md", perfpage.paper_cost(root))
+    write_if_changed(out / "performance.md", perfpage.render(root, out))  # its figures' PNGs go next to it
+    write_if_changed(out / "paper_cost.md", perfpage.paper_cost(root))
     from hipaug.book.claims import render_findings_and_annotations
 
     for name, text in render_findings_and_annotations(root, out, profile, results_dir).items():
-        _write(out / name, text)
+        write_if_changed(out / name, text)
     from hipaug.book import front
 
-    front.write_front(root, out, profile, results_dir, _write)  # front.md and its figures, for book/index.md
+    front.write_front(root, out, profile, results_dir)  # front.md and its figures, for book/index.md

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from hipaug.book.plots import png_bytes
+from hipaug.core import write_if_changed
 from hipaug.core.numbers import number
 
 # Reading order of the appendix; benchmarks not listed follow alphabetically.
@@ -260,7 +262,7 @@ def figure_block(spec: FigureSpec, rec: dict, stale: str | None, out: Path) -> l
     """Write the record's PNG into `out` and return the MyST figure (label, caption, alt text) that shows it."""
     fname = f"perf_{spec.benchmark}.png"
     fig = draw(spec, rec, stale)
-    fig.savefig(out / fname, dpi=100, metadata={"Software": None})  # no version stamp: same record, same bytes
+    write_if_changed(out / fname, png_bytes(fig, dpi=100))  # same record, same bytes: Sphinx keeps the page
     prof = measured_with(spec.benchmark, profile_hashes())
     ran = f", `{prof}` profile" if prof else ""
     caption = (f"{' and '.join(spec.ys)} against {spec.x_label}: the table above, drawn from the `{spec.benchmark}` "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -222,6 +223,13 @@ def augmentation_examples(images: torch.Tensor, augmented: list[torch.Tensor], t
             _imshow(axes[r, c + 1], augmented[c][r], f"aug. {c + 1}" if r == 0 else None)
     fig.tight_layout()
     return fig
+
+
+def png_bytes(fig, dpi: int) -> bytes:
+    """The figure as PNG bytes without a timestamp or version stamp (an unchanged figure gives equal bytes)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()
 
 
 def cam_overlay(image, cam, alpha: float = 0.4, cmap: str = "jet") -> np.ndarray:

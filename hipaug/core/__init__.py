@@ -7,6 +7,7 @@ from hipaug.core.io import (  # noqa: F401
     read_json,
     read_yaml,
     torch_load,
+    write_if_changed,
     write_json,
 )
 from hipaug.core.runtime import SUPPORTED_SIZES, check_image_size, deterministic, progress, resolve_device  # noqa: F401

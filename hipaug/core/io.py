@@ -42,6 +42,19 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def write_if_changed(path: str | Path, data: bytes | str) -> bool:
+    """Write `data` (str: UTF-8) atomically unless `path` already holds it; return True if written.
+
+    Generated pages and figures keep their mtime when unchanged, so Sphinx does not rebuild them.
+    """
+    path = Path(path)
+    blob = data.encode("utf-8") if isinstance(data, str) else data
+    if path.is_file() and path.stat().st_size == len(blob) and path.read_bytes() == blob:
+        return False
+    atomic_write_bytes(path, blob)
+    return True
+
+
 def write_json(path: str | Path, obj: Any) -> Path:
     """Write `obj` as pretty, key-sorted JSON atomically."""
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")

@@ -18,6 +18,7 @@ from hipaug.book.claims.evaluate import (  # noqa: F401
     aggregate,
     evaluate,
     load_results,
+    results_store,
 )
 from hipaug.book.claims.ledger import (  # noqa: F401
     Check,

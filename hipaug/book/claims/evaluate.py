@@ -187,6 +187,15 @@ def aggregate(metrics: list[MetricResult], preconditions: tuple[PreconditionResu
     return "inconclusive", f"none of {len(prim)} primary comparisons is conclusive"
 
 
+def results_store(profile: str, results_dir: Path | None = None) -> tuple[Path, dict]:
+    """The build's results folder (default: the phantom run of `profile`) and its store ({} if not written)."""
+    if results_dir is None:
+        from hipaug.pipeline import default_results_root
+
+        results_dir = default_results_root() / profile / "phantom"
+    return results_dir, (load_results(results_dir) if results_dir.is_dir() else {})
+
+
 def load_results(results_dir: str | Path) -> dict[str, Any]:
     """Read the results store (CSV and JSON files of a profile and data source)."""
     d = Path(results_dir)

@@ -19,9 +19,9 @@ from hipaug.book.claims.evaluate import (
     ClaimResult,
     MetricResult,
     evaluate,
-    load_results,
+    results_store,
 )
-from hipaug.book.claims.ledger import RESULT_KEYS, Ledger, check_against_note, load_ledger, resolve
+from hipaug.book.claims.ledger import RESULT_KEYS, Ledger, check_against_note, default_ledger, load_ledger, resolve
 from hipaug.book.claims.preconditions import GAN_CONDITIONS, PreconditionResult, fmt_against
 from hipaug.core import numbers
 from hipaug.errors import ConfigError
@@ -63,10 +63,6 @@ def _fmt(x: float, pct: bool = False) -> str:
     return numbers.points(x * 100, signed=True) if pct else ("+" if x >= 0 else "") + numbers.number(x)
 
 
-def _p(x: float) -> str:
-    return numbers.pvalue(x)
-
-
 def _paper_figure(m: MetricResult) -> str:
     """The paper's Table VIII difference for this comparison and whether it was significant.
 
@@ -100,7 +96,7 @@ def metric_table(rows: list[MetricResult]) -> str:
         mdd = f"{numbers.points(m.mdd * 100)} pts" if np.isfinite(m.mdd) else "—"
         lines.append(f"| {m.test}{role_tag(m.role)} | {m.metric} | {m.n} | "
                      f"{_fmt(m.effect, pct)}{unit} | [{_fmt(m.ci_low, pct)}, {_fmt(m.ci_high, pct)}] | "
-                     f"{_p(m.p)} | {m.statistic or '—'} | {_p(m.p_paper) if pct else '—'} | {mdd} | {badge(m.verdict)}"
+                     f"{numbers.pvalue(m.p)} | {m.statistic or '—'} | {numbers.pvalue(m.p_paper) if pct else '—'} | {mdd} | {badge(m.verdict)}"
                      f"{' ' + m.note if m.note else ''} | {_paper_figure(m) or '—'} |")
     return head + "\n".join(lines)
 
@@ -203,15 +199,6 @@ def power_text(evaluated: list[ClaimResult]) -> str:
 
 
 # ------------------------------------------------------------------ the two pages
-def _results_for(profile: str, results_dir: Path | None) -> dict:
-    """The results store of the build (default: the phantom run of `profile`), or {} if it was not written."""
-    if results_dir is None:
-        from hipaug.pipeline import default_results_root
-
-        results_dir = default_results_root() / profile / "phantom"
-    return load_results(results_dir) if results_dir.is_dir() else {}
-
-
 def _annotation_blocks(evaluated: list[ClaimResult], note, titles: dict[str, str],
                        source: str) -> tuple[dict, dict, list[str]]:
     """Per annotation id: chapter links and the verdict block under it; and the findings summary rows."""
@@ -273,12 +260,12 @@ def render_findings_and_annotations(root: Path, out: Path, profile: str, results
     """The annotated paper (with verdict badges) and the findings page of project `root`, as {file name: markdown}."""
     from hipaug.book.literature import read_note, render_page_report
 
-    ledger = load_ledger(ledger_path or root / "book" / "claims.yml")
+    ledger = load_ledger(ledger_path or default_ledger(root))
     note = read_note(ledger.note)
     problems = check_against_note(ledger, note)
     if problems:
         raise ConfigError(problems[0])
-    store = _results_for(profile, results_dir)
+    _, store = results_store(profile, results_dir)
     run = store.get("run", {})
     evaluated = evaluate(ledger, store)
     source = f"profile `{run.get('profile', profile)}`, data `{run.get('source', 'none')}`"
