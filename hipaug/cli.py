@@ -281,11 +281,7 @@ def _grid_executor(args: argparse.Namespace):
                 raise ConfigError(f"--threads={args.threads} must be >= 1")
             torch.set_num_threads(args.threads)
         return None
-    executor = dask_executor(workers=args.workers, scheduler=args.scheduler, jobqueue=args.jobqueue, threads=args.threads)
-    import logging
-
-    logging.getLogger("distributed").setLevel(logging.WARNING)  # after dask's import set it: its warnings only
-    return executor
+    return dask_executor(workers=args.workers, scheduler=args.scheduler, jobqueue=args.jobqueue, threads=args.threads)
 
 
 def _reproduce(args: argparse.Namespace) -> int:

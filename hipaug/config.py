@@ -71,6 +71,10 @@ class QualitySpec:
     pr_k: int = 3  # k of the k-NN manifolds for improved precision/recall
     n_boot: int = 5000  # bootstrap resamples for CIs of mean differences
     alpha: float = 0.05  # significance level of the paired tests
+    # GAN-train classifiers (trained on synthetic images) use the filter's recipe; with a patience
+    # they stop once their accuracy on held-out synthetic images has not improved for that many
+    # epochs (they fit synthetic images long before the filter's last epoch). None: never early.
+    gan_train_patience: int | None = None
 
 
 @dataclass(frozen=True)

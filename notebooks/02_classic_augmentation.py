@@ -27,6 +27,7 @@ limb_dir = None
 pelvic_dir = None
 device = None
 artifacts = None
+executor = "serial"  # who builds the fine-tuning grid: serial, dask, dask:N or a Dask scheduler address
 
 # %%
 import dataclasses
@@ -41,7 +42,8 @@ from hipaug.evaluation import METRICS, paired_tests, summarize
 from hipaug.book.notebook import data_summary, setup, show_figure
 from hipaug.book.prose import comparison_table, describe_classic
 
-pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
+pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts,
+             executor=executor)
 aug_cfg = pipe.profile.pretrain.augment or AugmentConfig()
 pd.DataFrame([dataclasses.asdict(aug_cfg)]).T.rename(columns={0: "classic augmentation"})
 
@@ -91,7 +93,7 @@ show_figure(fig, "fig-classic-examples", pipe, images=len(originals), draws=len(
 
 # %%
 conditions = [c for c in ("without_gan", "classic", "with_gan") if c in pipe.profile.transfer.conditions]
-folds = pd.concat([pipe.condition_folds(c)[0] for c in conditions], ignore_index=True)
+folds = pipe.folds_of(conditions)
 summarize(folds, METRICS).round(3)
 
 # %% tags=["remove-output"]

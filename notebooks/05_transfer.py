@@ -32,6 +32,7 @@ limb_dir = None
 pelvic_dir = None
 device = None
 artifacts = None
+executor = "serial"  # who builds the fine-tuning grid: serial, dask, dask:N or a Dask scheduler address
 
 # %%
 import pandas as pd
@@ -43,7 +44,8 @@ from hipaug.book.notebook import data_summary, setup, show_figure
 from hipaug.paper import paper_table8
 from hipaug.book.prose import comparison_table, describe_operating_point, describe_cv, describe_finetune, describe_power, describe_pretrain
 
-pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
+pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts,
+             executor=executor)
 report = pipe.table8_report()
 folds, summary, tests = report["folds"], report["summary"], report["tests"]
 conditions = list(pipe.profile.transfer.conditions)

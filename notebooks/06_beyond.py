@@ -23,6 +23,7 @@ limb_dir = None
 pelvic_dir = None
 device = None
 artifacts = None
+executor = "serial"  # who builds the fine-tuning grid: serial, dask, dask:N or a Dask scheduler address
 
 # %%
 import numpy as np
@@ -34,7 +35,8 @@ from hipaug.evaluation import METRICS, cam_maps, summarize
 from hipaug.book.notebook import data_summary, setup, show_figure
 from hipaug.book.prose import describe_ablation
 
-pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
+pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts,
+             executor=executor)
 
 # %% tags=["remove-input"]
 data_summary(pipe)

@@ -37,6 +37,11 @@ NOT_RUN = {
     "/shared/hipaug/artifacts": "it needs a running cluster; tests/test_grid.py checks --scheduler's one-line error",
     ".venv/bin/hipaug reproduce --profile paper --device cuda --jobqueue slurm --workers 8 --artifacts "
     "/shared/hipaug/artifacts": "it needs SLURM; tests/test_grid.py checks --jobqueue's configuration error",
+    ".venv/bin/papermill notebooks/05_transfer.ipynb out.ipynb -p profile paper -p device cuda -p executor dask":
+        "a Dask cluster of one process per core; tests/test_grid.py runs this chapter with -p executor dask:2 and "
+        "compares its Table VIII with the serial bytes",
+    "make book PROFILE=paper EXECUTOR=dask:4": "a whole book on four Dask processes; tests/test_book.py passes "
+                                               "--executor to the chapters that take it",
 }
 # The whole book on the small folders: run by test_whole_book_commands_run (a book build, marked `book`).
 SLOW = ("make book LIMB_DIR=", ".venv/bin/python -m hipaug.book ")

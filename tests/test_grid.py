@@ -87,9 +87,14 @@ def test_import_hipaug_needs_no_dask():
 
 def test_executor_parameter(monkeypatch):
     assert type(resolve_executor(None)).__name__ == "SerialExecutor"
+    assert type(resolve_executor("serial")).__name__ == "SerialExecutor"
+    assert Pipeline("smoke", executor="serial").executor is None  # serial: each step on demand, as by default
     assert type(resolve_executor("dask")).__name__ == "DaskExecutor"
-    with pytest.raises(ConfigError, match="executor='spark'"):
-        resolve_executor("spark")
+    assert resolve_executor("dask:3").workers == 3 and resolve_executor("dask:3").scheduler is None
+    assert resolve_executor("tcp://10.0.0.1:8786").scheduler == "tcp://10.0.0.1:8786"
+    for bad in ("spark", "dask:0", "dask:two", "tcp://"):
+        with pytest.raises(ConfigError, match=f"executor='{bad}' is not one of serial, dask, dask:N"):
+            resolve_executor(bad)
     with pytest.raises(ConfigError, match="executor='spark'"):
         Pipeline("smoke", executor="spark")
     monkeypatch.setitem(sys.modules, "distributed", None)  # the cluster extra not installed
@@ -217,7 +222,7 @@ def serial_run(tmp_path_factory) -> Path:
 
 def _same_files(a: Path, b: Path, names: list[str] | None = None) -> None:
     names = names or sorted(p.name for p in a.iterdir())
-    assert names and sorted(p.name for p in b.iterdir()) >= names
+    assert names and set(names) <= {p.name for p in b.iterdir()}, f"{b} lacks some of {names}"
     for n in names:
         assert (a / n).read_bytes() == (b / n).read_bytes(), f"{n} differs"
 
@@ -231,6 +236,27 @@ def test_two_workers_write_the_serial_bytes(serial_run, tmp_path):
     assert "local Dask cluster of 2 processes" in r.stderr
     _same_files(serial_run, tmp_path / "r" / load_profile(PROFILE).name / "phantom")
     assert not any((tmp_path / "a" / ".partial").iterdir())
+
+
+@pytest.mark.slow
+def test_the_transfer_notebook_on_two_dask_workers_writes_the_serial_bytes(serial_run, tmp_path, monkeypatch):
+    """Chapter 5 under papermill with `-p executor dask:2`: the grid runs on Dask, Table VIII is the serial one."""
+    import jupytext
+    import papermill as pm
+
+    for name, value in (("HIPAUG_ARTIFACTS", tmp_path / "a"), ("HIPAUG_RESULTS", tmp_path / "r"),
+                        ("OMP_NUM_THREADS", 1), ("HIPAUG_PROGRESS", 0)):  # one torch thread per task, as serial_run
+        monkeypatch.setenv(name, str(value))
+    src = tmp_path / "05_transfer.ipynb"
+    jupytext.write(jupytext.read(ROOT / "notebooks" / "05_transfer.py"), src)
+    pm.execute_notebook(str(src), str(tmp_path / "out.ipynb"), parameters={"profile": PROFILE, "executor": "dask:2"},
+                        cwd=str(ROOT / "notebooks"), progress_bar=False)
+    folds = [json.loads(p.read_text()) for p in (tmp_path / "a" / "finetune-fold").glob("*/artifact.json")]
+    assert len(folds) == len([t for t in grid_tasks(Pipeline(PROFILE, artifacts=tmp_path / "x")) if t.kind == "finetune"])
+    builders = {f["built_by"]["pid"] for f in folds}
+    assert len(builders) == 2, f"the folds were not built by two worker processes: {builders}"
+    _same_files(serial_run, tmp_path / "r" / load_profile(PROFILE).name / "phantom",
+                ["paired_tests.csv", "table8_folds.csv", "table8_summary.csv"])
 
 
 def _kill_a_busy_worker(ex, store: Path, killed: list, stop: threading.Event) -> None:

@@ -79,13 +79,18 @@ def notebook_key(src: Path, params: dict, lib: str, data: dict | None = None) ->
     return h.hexdigest()[:16]
 
 
-def execute(src: Path, params: dict, out: Path, cwd: Path) -> None:
-    """Convert a jupytext source to .ipynb and execute it with papermill into `out`."""
+def execute(src: Path, params: dict, out: Path, cwd: Path, executor: str | None = None) -> None:
+    """Convert a jupytext source to .ipynb and execute it with papermill into `out`.
+
+    `executor` goes to the notebooks whose parameters cell declares it (those that build a grid).
+    """
     import jupytext
     import papermill as pm
 
     raw = out.with_suffix(".source.ipynb")
     jupytext.write(jupytext.read(src), raw)  # the kernelspec comes from the .py header, as for `jupytext --to ipynb`
+    if executor is not None and "executor" in pm.inspect_notebook(str(raw)):
+        params = {**params, "executor": executor}
     try:
         pm.execute_notebook(str(raw), str(out), parameters=params, cwd=str(cwd), progress_bar=False,
                             log_output=False, report_mode=False)
@@ -94,8 +99,11 @@ def execute(src: Path, params: dict, out: Path, cwd: Path) -> None:
 
 
 def execute_all(root: Path, params: dict, cache: Path, data: dict | None = None, *,
-                force: bool = False) -> dict[str, Path]:
-    """Execute each chapter notebook with `params` (or reuse its cached execution); {stem: executed copy}."""
+                force: bool = False, executor: str | None = None) -> dict[str, Path]:
+    """Execute each chapter notebook with `params` (or reuse its cached execution); {stem: executed copy}.
+
+    The executor is not part of a notebook's key: it changes who computes the artifacts, not them.
+    """
     lib = library_hash()
     cache.mkdir(parents=True, exist_ok=True)
     done = {}
@@ -105,9 +113,10 @@ def execute_all(root: Path, params: dict, cache: Path, data: dict | None = None,
         t0 = time.perf_counter()
         if force or not cached.is_file():
             tmp = cache / f".{src.stem}-{key}.running.ipynb"
-            print(f"[book] executing {src.name} ({', '.join(f'{k}={v}' for k, v in params.items())})", flush=True)
+            shown = {**params, **({"executor": executor} if executor else {})}
+            print(f"[book] executing {src.name} ({', '.join(f'{k}={v}' for k, v in shown.items())})", flush=True)
             try:
-                execute(src, params, tmp, cwd=root / "notebooks")
+                execute(src, params, tmp, cwd=root / "notebooks", executor=executor)
             except Exception as exc:  # papermill raises PapermillExecutionError with the cell's error
                 last = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
                 raise HipaugError(f"{src.name} failed: {last}") from exc
@@ -256,6 +265,10 @@ def build(args: argparse.Namespace) -> Path | None:
     from hipaug.pipeline import Pipeline, default_results_root
 
     load_profile(args.profile)  # fail fast on an unknown profile
+    if args.executor is not None:
+        from hipaug.pipeline.grid import executor_kwargs
+
+        executor_kwargs(args.executor)  # fail fast on a malformed --executor
     root = find_project()
     os.environ.setdefault("HIPAUG_PROGRESS", "0")
     # The kernels run in notebooks/: pin both stores so they write where this process reads.
@@ -269,7 +282,7 @@ def build(args: argparse.Namespace) -> Path | None:
         data = {"limb": pipe.limb.fingerprint, "pelvic": pipe.pelvic.fingerprint}
     source = pipe.source
     cache = build_dir(root) / "nbcache" / re.sub(r"[^\w.-]+", "_", args.profile) / source
-    executed = execute_all(root, params, cache, data, force=args.force)
+    executed = execute_all(root, params, cache, data, force=args.force, executor=args.executor)
     if args.nbval_refs:
         args.nbval_refs.mkdir(parents=True, exist_ok=True)
         refs = []
@@ -308,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="HTML folder (default: _build/html for the phantom, "
                     "_build/html-custom-<fingerprint> for your folders)")
     ap.add_argument("--force", action="store_true", help="re-execute every notebook")
+    ap.add_argument("--executor", metavar="SPEC", help="who builds the fine-tuning grids of chapters 2, 5 and 6: "
+                    "serial (default), dask, dask:N or a Dask scheduler address; the results are the same")
     ap.add_argument("--nbval-refs", type=Path, help="write executed notebooks as nbval references into DIR and stop")
     ap.add_argument("--no-html", action="store_true", help="execute and generate pages, skip the HTML build")
     args = ap.parse_args(argv)

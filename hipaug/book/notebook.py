@@ -12,7 +12,7 @@ from hipaug.errors import ConfigError
 from hipaug.pipeline import Pipeline
 
 
-def check_parameters(profile, seed, device, **paths) -> int | None:
+def check_parameters(profile, seed, device, executor=None, **paths) -> int | None:
     """Refuse a parameter of the wrong type in one line naming it; return the seed as an int (or None).
 
     papermill passes `-p` values as it parses them (`-p limb_dir 3` is the int 3), so the types
@@ -32,6 +32,15 @@ def check_parameters(profile, seed, device, **paths) -> int | None:
         from hipaug.core import resolve_device
 
         resolve_device(device)  # an unknown device or CUDA without a GPU fails here, not mid-training
+    if executor is not None:
+        from hipaug.pipeline.grid import EXECUTOR_SPECS, executor_kwargs
+
+        if not isinstance(executor, str):
+            raise bad("executor", executor, f"{EXECUTOR_SPECS} (str)")
+        try:
+            executor_kwargs(executor)
+        except ConfigError:
+            raise ConfigError(f"parameter executor={executor!r} must be {EXECUTOR_SPECS}") from None
     if seed is None or (isinstance(seed, int) and not isinstance(seed, bool)):
         return seed
     if isinstance(seed, str) and seed.strip().lstrip("-").isdigit():
@@ -41,7 +50,7 @@ def check_parameters(profile, seed, device, **paths) -> int | None:
 
 def setup(profile: str = "default", seed: int | None = None, limb_dir: str | None = None,
           pelvic_dir: str | None = None, device: str | None = None, artifacts: str | None = None,
-          results: str | None = None, progress: bool = False) -> Pipeline:
+          results: str | None = None, progress: bool = False, executor: str | None = None) -> Pipeline:
     """Validate the parameters cell and return the cached pipeline for them.
 
     A wrong parameter (a number for a folder, an unknown profile, a folder that does not exist,
@@ -50,8 +59,8 @@ def setup(profile: str = "default", seed: int | None = None, limb_dir: str | Non
     """
     from hipaug.config import load_profile
 
-    seed = check_parameters(profile, seed, device, limb_dir=limb_dir, pelvic_dir=pelvic_dir, artifacts=artifacts,
-                            results=results)
+    seed = check_parameters(profile, seed, device, executor, limb_dir=limb_dir, pelvic_dir=pelvic_dir,
+                            artifacts=artifacts, results=results)
     try:
         load_profile(profile)
     except ConfigError as exc:
@@ -70,7 +79,7 @@ def setup(profile: str = "default", seed: int | None = None, limb_dir: str | Non
 
     style()
     return Pipeline(profile, limb_dir=limb_dir, pelvic_dir=pelvic_dir, artifacts=artifacts, results=results,
-                    device=device, seed=seed)
+                    device=device, seed=seed, executor=executor)
 
 
 def card_markdown(pipe: Pipeline, ds, which: str):

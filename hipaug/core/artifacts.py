@@ -19,11 +19,13 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from filelock import FileLock
 
 from hipaug import __version__
@@ -120,7 +122,10 @@ def load_or_run(
         partial.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         build(partial)
-        write_json(partial / KEY_FILE, {"key": key, "spec": full, "seconds": round(time.perf_counter() - t0, 3)})
+        # Who built it (host, process, torch threads): provenance only, never part of the key.
+        built_by = {"host": socket.gethostname(), "pid": os.getpid(), "torch_threads": torch.get_num_threads()}
+        write_json(partial / KEY_FILE, {"key": key, "spec": full, "seconds": round(time.perf_counter() - t0, 3),
+                                        "built_by": built_by})
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(partial, final)
     return Artifact(final, key, full, cached=False)

@@ -8,8 +8,8 @@ only what no earlier chapter has computed with the same inputs.
 
 The steps Table VIII needs form a task graph (`hipaug.pipeline.grid`: one task per cached step,
 one per fine-tuning fold) that an executor can build in parallel first, e.g. on Dask
-(`Pipeline(..., executor="dask")`, `hipaug reproduce --workers N`); the results are read from the
-same artifacts either way.
+(`Pipeline(..., executor="dask:N")`, `hipaug reproduce --workers N`, the notebooks' and the book's
+`executor` parameter); the results are read from the same artifacts either way.
 
 Results that the book and the claims ledger read are written to a results store,
 `<results>/<profile>/<source>/`, where `source` is `phantom` or `custom-<fingerprint>` for a

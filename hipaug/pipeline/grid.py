@@ -276,15 +276,46 @@ def dask_executor(**kwargs):
         from hipaug.pipeline.distributed import DaskExecutor
     except ImportError as exc:
         raise ConfigError(f"the Dask executor needs the cluster extra ({exc}): pip install -e '.[cluster]'") from None
+    import logging
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # after dask's import set it: its warnings only
     return DaskExecutor(**kwargs)
 
 
-def resolve_executor(executor):
-    """None or "serial": in this process; "dask": a local Dask cluster; or an object with run(pipe, tasks)."""
-    if executor is None or executor == "serial":
-        return SerialExecutor()
-    if executor == "dask":
-        return dask_executor()
+EXECUTOR_SPECS = "serial, dask, dask:N (N local processes) or a scheduler address such as tcp://host:8786"
+_ADDRESS_SCHEMES = ("tcp://", "tls://", "ucx://", "inproc://", "ws://", "wss://")
+
+
+def executor_kwargs(spec: str) -> dict | None:
+    """Parse an executor string: None for serial, else the `DaskExecutor` arguments; a one-line error naming it."""
+    text = spec.strip()
+    if text in ("", "serial", "None"):
+        return None
+    if text == "dask":
+        return {}
+    if text.startswith("dask:") and text[5:].isdigit() and int(text[5:]) >= 1:
+        return {"workers": int(text[5:])}
+    if text.startswith(_ADDRESS_SCHEMES) and len(text.split("://", 1)[1]) > 0:
+        return {"scheduler": text}
+    raise ConfigError(f"executor={spec!r} is not one of {EXECUTOR_SPECS}")
+
+
+def check_executor(executor):
+    """Return the executor a Pipeline keeps: None (serial, on demand), a spec string, or an object with run()."""
+    if executor is None:
+        return None
+    if isinstance(executor, str):
+        return None if executor_kwargs(executor) is None else executor.strip()
     if callable(getattr(executor, "run", None)):
         return executor
-    raise ConfigError(f"executor={executor!r} is not one of serial, dask or an object with run(pipe, tasks)")
+    raise ConfigError(f"executor={executor!r} is not one of {EXECUTOR_SPECS} (or an object with run(pipe, tasks))")
+
+
+def resolve_executor(executor):
+    """None or "serial": in this process; "dask", "dask:N" or an address: Dask; or an object with run(pipe, tasks)."""
+    executor = check_executor(executor)
+    if executor is None:
+        return SerialExecutor()
+    if isinstance(executor, str):
+        return dask_executor(**executor_kwargs(executor))
+    return executor

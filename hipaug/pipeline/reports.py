@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from functools import cached_property
 from pathlib import Path
 
@@ -83,9 +84,12 @@ class Pipeline(ExperimentSteps):
         syn = self.filtered().selected if which == "filtered" else self.synthetic
         if len(syn) < 4 * len(syn.class_names) or min(syn.class_counts().values()) < 2:
             return float("nan")
-        tr, va = patient_split(syn, self.profile.filter_train.val_fraction, seed=self.sub_seed("gan-train-split"))
-        model, _, _ = self.classifier(f"gan-train-{which}", syn.subset(tr), self.profile.filter_train,
-                                      val=syn.subset(va), seed_name="gan-train")
+        cfg = self.profile.filter_train
+        if self.profile.quality.gan_train_patience is not None:
+            cfg = dataclasses.replace(cfg, patience=self.profile.quality.gan_train_patience, monitor="val_acc")
+        tr, va = patient_split(syn, cfg.val_fraction, seed=self.sub_seed("gan-train-split"))
+        model, _, _ = self.classifier(f"gan-train-{which}", syn.subset(tr), cfg, val=syn.subset(va),
+                                      seed_name="gan-train")
         val = self.limb_split[1]
         return float((predict_proba(model, val.images).argmax(1) == val.labels.numpy()).mean())
 

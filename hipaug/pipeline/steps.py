@@ -166,6 +166,11 @@ class ExperimentSteps(PipelineBase):
             folds_df = folds_df.assign(threshold=threshold, top_k=top_k)
         return folds_df, pd.concat([pd.read_csv(a.path / "predictions.csv") for a in arts], ignore_index=True)
 
+    def folds_of(self, conditions: tuple[str, ...], repeat: int = 0) -> pd.DataFrame:
+        """Per-fold metrics of several conditions in one repeat (their grid built by the executor first)."""
+        self.run_grid(tuple(conditions))
+        return pd.concat([self.condition_folds(c, repeat=repeat)[0] for c in conditions], ignore_index=True)
+
     def finetune_history(self) -> pd.DataFrame:
         """Per-epoch fine-tuning history of every condition, repeat and fold of Table VIII."""
         self.table8()

@@ -56,11 +56,12 @@ class PipelineBase:
         self.pelvic_dir = self._check_dir(pelvic_dir, "pelvic_dir")
         self.artifacts = Path(artifacts) if artifacts is not None else default_root()
         self._results_root = Path(results) if results is not None else default_results_root()
-        # Who builds the grid of steps Table VIII needs: None builds each step when first asked for, in
-        # this process; "serial", "dask" or an executor object (hipaug.pipeline.grid.resolve_executor).
-        if isinstance(executor, str) and executor not in ("serial", "dask"):
-            raise ConfigError(f"executor={executor!r} is not one of serial, dask (or an executor object)")
-        self.executor = executor
+        # Who builds the grid of steps Table VIII needs: None or "serial" builds each step when first
+        # asked for, in this process; "dask", "dask:N", a scheduler address or an executor object
+        # build the whole grid first (hipaug.pipeline.grid.resolve_executor). Results are the same.
+        from hipaug.pipeline.grid import check_executor
+
+        self.executor = check_executor(executor)
         self._probing = False  # True inside probing(): steps report whether they are built, never build
         self._finetune_dirs: dict[tuple, list[Path]] = {}
         self._pretrained: dict[tuple, Artifact] = {}
