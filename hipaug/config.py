@@ -71,10 +71,14 @@ class QualitySpec:
     pr_k: int = 3  # k of the k-NN manifolds for improved precision/recall
     n_boot: int = 5000  # bootstrap resamples for CIs of mean differences
     alpha: float = 0.05  # significance level of the paired tests
-    # GAN-train classifiers (trained on synthetic images) use the filter's recipe; with a patience
-    # they stop once their accuracy on held-out synthetic images has not improved for that many
-    # epochs (they fit synthetic images long before the filter's last epoch). None: never early.
-    gan_train_patience: int | None = None
+    # The synthetic sets a GAN-train classifier (the filter's recipe) is trained on: "unfiltered"
+    # (every sample: Shmelkov et al.'s measure of the generator) and "filtered" (the accepted ones).
+    gan_train_on: tuple[str, ...] = ("unfiltered", "filtered")
+
+    def __post_init__(self) -> None:
+        bad = sorted(set(self.gan_train_on) - {"unfiltered", "filtered"})
+        if bad:
+            raise ConfigError(f"quality.gan_train_on has {bad[0]!r}; use unfiltered and/or filtered")
 
 
 @dataclass(frozen=True)

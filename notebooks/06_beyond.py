@@ -95,9 +95,8 @@ rows = [
     ("precision", "synthetic", q["pr_synthetic"]["precision"], q["pr_real_vs_real"]["precision"]),
     ("recall", "synthetic", q["pr_synthetic"]["recall"], q["pr_real_vs_real"]["recall"]),
     ("GAN-test accuracy", "all synthetic", q["gan_test_accuracy"], q["real_val_accuracy"]),
-    ("GAN-train accuracy", "filtered synthetic", q["gan_train_accuracy_filtered"], q["real_val_accuracy"]),
-    ("GAN-train accuracy", "unfiltered synthetic", q["gan_train_accuracy_unfiltered"], q["real_val_accuracy"]),
-]
+] + [("GAN-train accuracy", f"{which} synthetic", q[f"gan_train_accuracy_{which}"], q["real_val_accuracy"])
+     for which in pipe.profile.quality.gan_train_on]
 pd.DataFrame(rows, columns=["measure", "set", "value", "real baseline"]).round(3)
 
 # %% [markdown]

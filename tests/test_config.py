@@ -55,3 +55,12 @@ def test_bad_values_raise_one_line(tmp_path, mutate, needle):
 def test_unknown_profile_names_the_builtins():
     with pytest.raises(ConfigError, match="unknown profile 'nope'.*smoke"):
         load_profile("nope")
+
+
+def test_gan_train_sets_are_checked(tmp_path):
+    prof = tmp_path / "p.yaml"
+    prof.write_text("name: p\nquality:\n  gan_train_on: [unfiltered, accepted]\n")
+    with pytest.raises(ConfigError, match="quality.gan_train_on has 'accepted'; use unfiltered and/or filtered"):
+        load_profile(prof)
+    assert load_profile("default").quality.gan_train_on == ("unfiltered",)
+    assert set(load_profile("smoke").quality.gan_train_on) == {"unfiltered", "filtered"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from functools import cached_property
 from pathlib import Path
 
@@ -84,12 +83,9 @@ class Pipeline(ExperimentSteps):
         syn = self.filtered().selected if which == "filtered" else self.synthetic
         if len(syn) < 4 * len(syn.class_names) or min(syn.class_counts().values()) < 2:
             return float("nan")
-        cfg = self.profile.filter_train
-        if self.profile.quality.gan_train_patience is not None:
-            cfg = dataclasses.replace(cfg, patience=self.profile.quality.gan_train_patience, monitor="val_acc")
-        tr, va = patient_split(syn, cfg.val_fraction, seed=self.sub_seed("gan-train-split"))
-        model, _, _ = self.classifier(f"gan-train-{which}", syn.subset(tr), cfg, val=syn.subset(va),
-                                      seed_name="gan-train")
+        tr, va = patient_split(syn, self.profile.filter_train.val_fraction, seed=self.sub_seed("gan-train-split"))
+        model, _, _ = self.classifier(f"gan-train-{which}", syn.subset(tr), self.profile.filter_train,
+                                      val=syn.subset(va), seed_name="gan-train")
         val = self.limb_split[1]
         return float((predict_proba(model, val.images).argmax(1) == val.labels.numpy()).mean())
 
@@ -127,8 +123,8 @@ class Pipeline(ExperimentSteps):
             q["pr_rejected"] = precision_recall(real_b, equal_n(f["synthetic"][~accepted], m), k=k)
         gan_test, _ = gan_test_accuracy(self.synthetic_probs, syn.labels.numpy(), syn.class_names)
         q["gan_test_accuracy"] = float(gan_test)
-        q["gan_train_accuracy_filtered"] = self.gan_train_accuracy("filtered")
-        q["gan_train_accuracy_unfiltered"] = self.gan_train_accuracy("unfiltered")
+        for which in self.profile.quality.gan_train_on:
+            q[f"gan_train_accuracy_{which}"] = self.gan_train_accuracy(which)
         q["real_val_accuracy"] = self.filter_accuracy()["real_val_accuracy"]
         q["acceptance_rate"] = float(accepted.mean())
 
