@@ -19,6 +19,7 @@ import logging
 import os
 from pathlib import Path
 
+import dask
 import torch
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
@@ -120,13 +121,21 @@ class DaskExecutor:
                 raise ConfigError(f"--scheduler {self.scheduler}: cannot reach the Dask scheduler "
                                   f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no reply'})") from None
             return self
-        self._cluster = self._jobqueue_cluster() if self.jobqueue else LocalCluster(
-            n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=":0", memory_limit=0)
+        self._cluster = self._jobqueue_cluster() if self.jobqueue else self._local_cluster()
         self.client = Client(self._cluster)
         gpus = visible_gpus()
         if gpus and not self.jobqueue:  # a batch system hands each job its own GPU
             self.client.register_plugin(OneGPU(gpus))
         return self
+
+    def _local_cluster(self) -> LocalCluster:
+        # Dask starts each worker with MALLOC_TRIM_THRESHOLD_=65536, which returns freed memory to
+        # the system at once; torch frees and re-allocates its activations every step, so a worker
+        # spent much of its CPU time in the kernel and a one-worker run took far longer than the
+        # serial one. Unset (None), the worker allocates as the serial process does.
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            return LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                memory_limit=0)
 
     def _jobqueue_cluster(self):
         from dask_jobqueue import PBSCluster, SLURMCluster
