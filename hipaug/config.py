@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hipaug.core import check_image_size, read_yaml
+from hipaug.core import check_image_size, read_yaml, torch_dtype
 from hipaug.errors import ConfigError
 from hipaug.method.conditions import CONDITIONS
 from hipaug.models.vgg import ArchSpec
@@ -120,6 +120,7 @@ class Profile:
     image_size: int  # side of the square images everywhere (paper: unknown; VGG's native 224)
     seed: int  # the one seed every random source derives from
     device: str  # auto | cpu | cuda
+    dtype: str  # float32 | float64: every network's precision (float64: the CPU's kernels change no printed result)
     phantom: PhantomSpec  # phantom data sizes (ignored for real folders)
     arch: ArchSpec  # VGG-16 architecture shared by all classifiers
     acgan: ACGANConfig  # the AC-GAN and its training loop
@@ -176,7 +177,7 @@ def load_profile(name_or_path: str | Path, **overrides: Any) -> Profile:
         if not path.is_file():
             raise ConfigError(f"unknown profile '{name_or_path}' (built-in: {', '.join(list_profiles())}; or give a .yaml path)")
     raw = read_yaml(path)
-    known = {"name", "image_size", "seed", "device", "phantom", "arch", "acgan", "filter_train", "filter",
+    known = {"name", "image_size", "seed", "device", "dtype", "phantom", "arch", "acgan", "filter_train", "filter",
              "pretrain", "finetune", "transfer", "quality", "ablation", "operating_point"}
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -184,6 +185,8 @@ def load_profile(name_or_path: str | Path, **overrides: Any) -> Profile:
     raw.update({k: v for k, v in overrides.items() if v is not None})
     image_size = check_image_size(raw.get("image_size", 64))
     device = str(raw.get("device", "auto"))
+    dtype = raw.get("dtype", "float32")
+    torch_dtype(dtype, f"{path.name}: dtype")
 
     def train_cfg(section: str) -> Any:
         values = dict(raw.get(section) or {})
@@ -195,6 +198,11 @@ def load_profile(name_or_path: str | Path, **overrides: Any) -> Profile:
     acgan = dict(raw.get("acgan") or {})
     acgan.setdefault("image_size", image_size)
     acgan.setdefault("device", device)
+    acgan.setdefault("dtype", dtype)
+    arch = dict(raw.get("arch") or {})
+    arch.setdefault("dtype", dtype)
+    if arch["dtype"] != dtype or acgan["dtype"] != dtype:
+        raise ConfigError(f"arch.dtype and acgan.dtype must equal dtype={dtype!r} (set the top-level dtype only)")
     if acgan["image_size"] != image_size:
         raise ConfigError(f"acgan.image_size={acgan['image_size']} differs from image_size={image_size}")
     profile = Profile(
@@ -202,8 +210,9 @@ def load_profile(name_or_path: str | Path, **overrides: Any) -> Profile:
         image_size=image_size,
         seed=int(raw.get("seed", 0)),
         device=device,
+        dtype=dtype,
         phantom=_build(PhantomSpec, "phantom", raw.get("phantom")),
-        arch=_build(ArchSpec, "arch", raw.get("arch")),
+        arch=_build(ArchSpec, "arch", arch),
         acgan=_build(ACGANConfig, "acgan", acgan),
         filter_train=train_cfg("filter_train"),
         filter=_build(FilterSpec, "filter", raw.get("filter")),

@@ -10,6 +10,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HIPAUG_PROGRESS", "0")
 os.environ.setdefault("HIPAUG_ARTIFACTS", str(ROOT / "artifacts"))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under xdist each core runs a worker: one torch thread each (and in every kernel and command a test
+    # starts), else two workers' OpenMP threads fight over two cores and both run several times slower.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,7 @@ def test_grid_has_one_task_per_step_and_fold_in_dependency_order(tmp_path):
     n_rules = len(ab.thresholds) + len(ab.top_k)
     assert sum(x.kind == "finetune" for x in tasks) == (len(t.conditions) * t.repeats + n_rules) * t.k_folds
     assert {x.id for x in tasks if x.kind == "pretrain"} >= {f"pretrain/{c}" for c in t.conditions if c != "scratch"}
-    assert "finetune/with_gan/r0/f4" in ids and ("acgan",) in [x.deps for x in tasks if x.id == "synthetic"]
+    assert f"finetune/with_gan/r0/f{t.k_folds - 1}" in ids and ("acgan",) in [x.deps for x in tasks if x.id == "synthetic"]
     assert all(x.flops > 0 for x in tasks if x.kind in ("acgan", "finetune", "filter"))
     assert not (tmp_path / "a").exists(), "building the graph wrote to the store"
 
@@ -74,7 +74,8 @@ def test_dry_run_prints_the_graph_and_computes_nothing(tmp_path, capsys):
     assert main(["reproduce", "--profile", "smoke", "--artifacts", str(tmp_path / "a"), "--out", str(tmp_path / "r"),
                  "--dry-run", "--ablations"]) == 0
     out = capsys.readouterr().out
-    assert "critical path" in out and "finetune/with_gan/r0/f4" in out and "predicted" in out
+    last = load_profile("smoke").transfer.k_folds - 1
+    assert "critical path" in out and f"finetune/with_gan/r0/f{last}" in out and "predicted" in out
     assert "8 workers" in out and " no " in out
     assert not (tmp_path / "a").exists() and not (tmp_path / "r").exists()
 

@@ -178,6 +178,7 @@ def generate_all(root: Path, out: Path, profile: str, results_dir: Path | None =
 
     write_if_changed(out / "performance.md", perfpage.render(root, out))  # its figures' PNGs go next to it
     write_if_changed(out / "paper_cost.md", perfpage.paper_cost(root))
+    write_if_changed(out / "kernel_spread.md", perfpage.kernel_spread(root))
     from hipaug.book.claims import render_findings_and_annotations
 
     for name, text in render_findings_and_annotations(root, out, profile, results_dir).items():

@@ -285,9 +285,28 @@ def paper_cost(root: Path) -> str:
     return "\n".join(out + _record_body(rec))
 
 
+NOT_PERFORMANCE = ("kernels",)  # records the reproducibility page shows instead (`kernel_spread`)
+
+
+def kernel_spread(root: Path) -> str:
+    """Markdown of how far results move on another CPU (the latest `kernels` record of bench_kernels.py)."""
+    rec = latest_records(root / "benchmarks" / "results").get("kernels")
+    if not rec:
+        return "```{note}\nNo `kernels` record yet: run `python benchmarks/bench_kernels.py`.\n```\n"
+    current = profile_hashes()
+    stale = sorted({r["profile"] for r in rec.get("rows", []) if r.get("profile") in current
+                    and (rec.get("profiles") or {}).get(r["profile"]) != current[r["profile"]]})
+    out = [f"Measured by `benchmarks/bench_kernels.py` on {rec.get('date', '?')} ({rec.get('cpu', '?')}, "
+           f"torch {rec.get('torch', '?')}).", ""]
+    if stale:
+        out += ["```{warning}", f"Stale for {', '.join(f'`{s}`' for s in stale)}: measured before the profile last "
+                "changed; re-run `python benchmarks/bench_kernels.py`.", "```", ""]
+    return "\n".join(out + _record_body(rec))
+
+
 def render(root: Path, out: Path | None = None) -> str:
     """Markdown of the performance appendix; with `out`, the figures of `FIGURES` are written there too."""
-    recs = latest_records(root / "benchmarks" / "results")
+    recs = {k: v for k, v in latest_records(root / "benchmarks" / "results").items() if k not in NOT_PERFORMANCE}
     page = ["(performance)=", "# Performance", "",
             "Measured by `make bench` (`benchmarks/`), which appends one JSON line per benchmark to "
             "`benchmarks/results/`; this page shows the latest record of each. Utilisation is achieved GFLOP/s "

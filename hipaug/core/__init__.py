@@ -10,5 +10,16 @@ from hipaug.core.io import (  # noqa: F401
     write_if_changed,
     write_json,
 )
-from hipaug.core.runtime import SUPPORTED_SIZES, check_image_size, deterministic, progress, resolve_device  # noqa: F401
+from hipaug.core.runtime import (  # noqa: F401
+    DTYPES,
+    SUPPORTED_SIZES,
+    check_image_size,
+    default_dtype,
+    deterministic,
+    module_dtype,
+    progress,
+    resolve_device,
+    torch_dtype,
+    upcast,
+)
 from hipaug.core.seeds import derive_seed  # noqa: F401

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
@@ -31,6 +32,43 @@ def deterministic(enabled: bool = True) -> None:
     if torch.backends.cudnn.is_available():
         torch.backends.cudnn.benchmark = not enabled
         torch.backends.cudnn.deterministic = enabled
+
+
+# The arithmetic a network can run in. float32 is the default; float64 makes a result independent of
+# the CPU's kernels at any printed precision: two CPUs (AVX-512, AVX2, SSE, another thread count)
+# sum in other orders, and small-data training amplifies float32's last-bit differences into
+# visible ones, while float64's stay some nine digits below them.
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def torch_dtype(name: str | torch.dtype, field: str = "dtype") -> torch.dtype:
+    """The torch dtype named `name` (float32 or float64); a one-line ConfigError naming `field` otherwise."""
+    if isinstance(name, torch.dtype) and name in DTYPES.values():
+        return name
+    if not isinstance(name, str) or name not in DTYPES:
+        raise ConfigError(f"{field}={name!r} is not one of {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: str | torch.dtype) -> Iterator[torch.dtype]:
+    """Make `dtype` torch's default for the block (new modules and tensors), then restore the caller's."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch_dtype(dtype))
+    try:
+        yield torch.get_default_dtype()
+    finally:
+        torch.set_default_dtype(old)
+
+
+def module_dtype(module: torch.nn.Module) -> torch.dtype:
+    """The floating dtype of a module's parameters (float32 for a module without any)."""
+    return next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
+
+
+def upcast(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision (CUDA autocast) outputs as float32 for a loss; float32 and float64 pass unchanged."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:

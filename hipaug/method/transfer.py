@@ -50,7 +50,8 @@ def build_model(arch: ArchSpec, num_classes: int, image_size: int, seed: int) ->
     from hipaug.models.vgg import vgg16
 
     return vgg16(num_classes, width=arch.width, fc_width=arch.fc_width, image_size=image_size,
-                 batch_norm=arch.batch_norm, dropout=arch.dropout, pretrained=arch.pretrained, seed=seed)
+                 batch_norm=arch.batch_norm, dropout=arch.dropout, pretrained=arch.pretrained, seed=seed,
+                 dtype=arch.dtype)
 
 
 def pretrain_set(condition: str, sets: PretrainSets, seed: int) -> ImageDataset | None:

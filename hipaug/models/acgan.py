@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hipaug.core import check_image_size
+from hipaug.core import check_image_size, upcast
 from hipaug.errors import ConfigError
 
 __all__ = ["NetworkSpec", "Generator", "Discriminator", "build_generator", "build_models"]
@@ -141,7 +141,7 @@ class Discriminator(nn.Module):
         if self.minibatch_std:
             # ProGAN's minibatch standard deviation: one extra 4x4 map holding the batch's mean
             # feature spread, so a batch of near-identical fakes is easy to call fake.
-            s = h.float().var(0, unbiased=False).add(1e-8).sqrt().mean()
+            s = upcast(h).var(0, unbiased=False).add(1e-8).sqrt().mean()
             h = torch.cat([h, s.to(h.dtype).expand(h.shape[0], 1, *h.shape[2:])], dim=1)
         h = h.flatten(1)
         return self.adv_head(h).squeeze(1), self.class_head(h)

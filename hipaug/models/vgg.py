@@ -10,6 +10,7 @@ Training and inference live in `hipaug.training`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hipaug.core import atomic_torch_save, torch_load
+from hipaug.core import atomic_torch_save, default_dtype, torch_dtype, torch_load
 from hipaug.core.seeds import torch_global_seed
 from hipaug.errors import ConfigError, DataError
 
@@ -48,6 +49,11 @@ class ArchSpec:
     batch_norm: bool = True  # vgg16_bn variant: narrow VGGs train unreliably from scratch without BN
     dropout: float = 0.5  # dropout in the FC layers, as in VGG
     pretrained: str = "never"  # ImageNet weights: never | auto (only if in the local torch cache)
+    dtype: str = "float32"  # the weights' and the arithmetic's precision: float32, or float64 (results the
+    #   CPU's kernels do not change at printed precision: the smoke profile, slower)
+
+    def __post_init__(self) -> None:
+        torch_dtype(self.dtype, "arch.dtype")
 
 
 def scaled_channels(channels: int, width: float) -> int:
@@ -263,7 +269,7 @@ def load_imagenet_weights(model: VGG16, path: str | Path) -> list[str]:
 
 def vgg16(num_classes: int, width: float = 1.0, fc_width: int = 4096, image_size: int = 224,
           batch_norm: bool = True, pretrained: str = "auto", dropout: float = 0.5,
-          seed: int | None = None) -> VGG16:
+          seed: int | None = None, dtype: str | torch.dtype = "float32") -> VGG16:
     """Build a greyscale VGG-16, optionally from torchvision's ImageNet weights in the local cache.
 
     `pretrained`: "never" (random init, the hub is not looked at), "auto" (load the cached ImageNet
@@ -271,15 +277,14 @@ def vgg16(num_classes: int, width: float = 1.0, fc_width: int = 4096, image_size
     "require" (ConfigError when width != 1 or the file is absent). Nothing is ever downloaded.
     With image_size < 224 (pooled grid smaller than 7x7) or fc_width != 4096 only the conv trunk
     is loaded, with a warning. `seed` (optional) makes the random initialisation reproducible
-    without touching torch's global generator.
+    without touching torch's global generator. `dtype` (float32 or float64) is the precision the
+    weights are drawn and kept in.
     """
     if pretrained not in PRETRAINED_MODES:
         raise ConfigError(f"pretrained={pretrained!r} is not one of {', '.join(PRETRAINED_MODES)}")
-    if seed is None:
+    # Drawn in the model's own dtype: float32 draws differ in their last bit between CPU kernels.
+    with default_dtype(dtype), torch_global_seed(seed, "init") if seed is not None else contextlib.nullcontext():
         model = VGG16(num_classes, 1, width, fc_width, image_size, batch_norm, dropout)
-    else:
-        with torch_global_seed(seed, "init"):
-            model = VGG16(num_classes, 1, width, fc_width, image_size, batch_norm, dropout)
     if pretrained == "never":
         return model
     name = "vgg16_bn" if batch_norm else "vgg16"
@@ -338,8 +343,12 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu", retur
         raise DataError(f"cannot read model checkpoint {path}: {type(exc).__name__}") from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise DataError(f"{path} is not a hipaug VGG-16 checkpoint (format {CHECKPOINT_FORMAT})")
-    model = VGG16(**payload["kwargs"])
-    model.load_state_dict(payload["state_dict"])
+    state = payload["state_dict"]
+    # The checkpoint's precision (float32 or float64) is the precision the model is rebuilt in.
+    dtype = next((v.dtype for v in state.values() if v.is_floating_point()), torch.float32)
+    with default_dtype(dtype):
+        model = VGG16(**payload["kwargs"])
+    model.load_state_dict(state)
     model.eval()
     if return_extra:
         return model, payload.get("extra", {})

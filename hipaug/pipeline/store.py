@@ -129,14 +129,23 @@ class PipelineBase:
         return d
 
     def describe(self) -> dict:
-        """Profile, data source with fingerprints, seed and versions (recorded with results)."""
+        """Profile, data source with fingerprints, seed, versions and what decides float results (recorded with results).
+
+        On this machine and thread count the results repeat byte for byte; on another CPU a float32
+        profile's results move (`hipaug.core.machine`), so the CPU, torch's kernel capability and the
+        threads per task are recorded beside them.
+        """
+        from hipaug.core.machine import kernel_info
+
         return {
             "profile": self.profile.name, "seed": self.seed, "source": self.source,
             "limb_dir": str(self.limb_dir) if self.limb_dir else None,
             "pelvic_dir": str(self.pelvic_dir) if self.pelvic_dir else None,
             "limb_fingerprint": self.limb.fingerprint, "pelvic_fingerprint": self.pelvic.fingerprint,
-            "image_size": self.profile.image_size, "hipaug": __version__, "torch": torch.__version__,
-            "python": platform.python_version(), "machine": platform.machine(),
+            "image_size": self.profile.image_size, "dtype": self.profile.dtype, "hipaug": __version__,
+            "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
+            # A Dask executor's tasks run with its threads, not the driver's.
+            **kernel_info(getattr(self.executor, "threads", None)),
         }
 
     def record(self, name: str, obj: Any) -> Path:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hipaug.core import atomic_write_text, progress, resolve_device, write_json
+from hipaug.core import atomic_write_text, default_dtype, module_dtype, progress, resolve_device, upcast, write_json
 from hipaug.core.seeds import torch_generator, torch_global_seed
 from hipaug.data import patient_split
 from hipaug.errors import ConfigError, DataError
@@ -67,6 +67,7 @@ class _Loop:
     model: VGG16  # the network being trained (on `device`)
     cfg: TrainConfig  # the run's hyper-parameters
     device: torch.device  # where the steps run
+    dtype: torch.dtype  # the model's precision: images, losses and class weights follow it
     x: torch.Tensor  # training images (N, C, S, S), in memory
     y: torch.Tensor  # training labels (N,) int64
     x_val: torch.Tensor | None  # validation images (None: no validation)
@@ -187,8 +188,8 @@ def _run_config(model: VGG16, train, val, cfg: TrainConfig, seed: int, freeze_bl
 
 def _train_step(loop: _Loop, xb: torch.Tensor, yb: torch.Tensor):
     """One optimiser step on a batch; return its summed loss, summed sample weight and correct count (detached)."""
-    with _autocast(loop.device):
-        logits = loop.model(xb).float()
+    with _autocast(loop.device, loop.dtype):
+        logits = upcast(loop.model(xb))
     losses = F.cross_entropy(logits, yb, weight=loop.weight, reduction="none",
                              label_smoothing=loop.cfg.label_smoothing)
     if loop.weight is not None:
@@ -231,18 +232,18 @@ def _train_epoch(loop: _Loop) -> tuple[float, float]:
 
 
 def _evaluate(model: VGG16, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None, cfg: TrainConfig,
-              device: torch.device) -> tuple[float, float]:
+              device: torch.device, dtype: torch.dtype) -> tuple[float, float]:
     """Weighted mean loss and accuracy of `model` (eval mode) on (x, y)."""
     model.eval()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     w_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     bs = _inference_chunk(model, x, cfg.eval_batch_size, device)
-    with torch.inference_mode(), _autocast(device):
+    with torch.inference_mode(), _autocast(device, dtype):
         for i in range(0, len(y), bs):
             xb = x[i:i + bs].to(device, non_blocking=True)
             yb = y[i:i + bs].to(device, non_blocking=True)
-            logits = model(xb).float()
+            logits = upcast(model(xb))
             losses = F.cross_entropy(logits, yb, weight=weight, reduction="none", label_smoothing=cfg.label_smoothing)
             loss_sum += losses.sum()
             w_sum += weight[yb].sum() if weight is not None else len(yb)
@@ -262,7 +263,7 @@ def _epoch(loop: _Loop, epoch: int) -> dict[str, float]:
            "val_loss": float("nan"), "val_acc": float("nan"), "lr": lr_used}
     if loop.x_val is not None:
         row["val_loss"], row["val_acc"] = _evaluate(loop.model, loop.x_val, loop.y_val, loop.weight, loop.cfg,
-                                                    loop.device)
+                                                    loop.device, loop.dtype)
     row["seconds"] = time.perf_counter() - t0
     return row
 
@@ -310,10 +311,12 @@ def train_classifier(model: VGG16, train, cfg: TrainConfig, seed: int, val=None,
     (val_fraction 0: no validation, the last epoch is kept). Batches come from a seeded permutation
     of in-memory tensors, so CPU runs repeat bit for bit for a given seed. `freeze_blocks=k` freezes
     the first k conv blocks (weights and batch-norm statistics) for fine-tuning. With `run_dir`,
-    writes `config.json`, `history.csv` and `model.pt` (`save_model` format) there.
+    writes `config.json`, `history.csv` and `model.pt` (`save_model` format) there. Training runs in
+    the model's precision (float32, or float64 for results independent of the CPU's kernels).
     """
     _check_arguments(model, train, cfg, val, freeze_blocks)
     device = resolve_device(cfg.device)
+    dtype = module_dtype(model)
     t_start = time.perf_counter()
     perm_gen = torch_generator(seed, "batches")
     aug_gen = torch_generator(seed, "augment")
@@ -321,6 +324,7 @@ def train_classifier(model: VGG16, train, cfg: TrainConfig, seed: int, val=None,
         # Dropout draws from the global generator: seed it from `seed`, so a run never depends on what
         # consumed random numbers before it in the process, and give the caller its state back after.
         stack.enter_context(torch_global_seed(seed, "dropout"))
+        stack.enter_context(default_dtype(dtype))  # dropout masks and every new tensor in the model's precision
         train, val, train_idx, val_idx = _split_validation(train, val, cfg.val_fraction, seed)
         y = train.labels.to(torch.long)
         weight = class_weights_from_labels(y, len(train.class_names)) if cfg.class_weights else None
@@ -331,10 +335,10 @@ def train_classifier(model: VGG16, train, cfg: TrainConfig, seed: int, val=None,
         config = _run_config(model, train, val, cfg, seed, freeze_blocks, device)
         if run_dir is not None:
             write_json(Path(run_dir) / "config.json", config)
-        loop = _Loop(model=model, cfg=cfg, device=device, x=train.images, y=y,
-                     x_val=val.images if val is not None else None,
+        loop = _Loop(model=model, cfg=cfg, device=device, dtype=dtype, x=train.images.to(dtype), y=y,
+                     x_val=val.images.to(dtype) if val is not None else None,
                      y_val=val.labels.to(torch.long) if val is not None else None,
-                     weight=weight.to(device) if weight is not None else None, frozen=frozen, opt=opt, sched=sched,
+                     weight=weight.to(device, dtype) if weight is not None else None, frozen=frozen, opt=opt, sched=sched,
                      perm_gen=perm_gen, aug_gen=aug_gen)
         bar = stack.enter_context(progress(range(1, cfg.epochs + 1), desc="train", unit="epoch"))
         stack.enter_context(_cpu_channels_last(model, device))  # NHWC weights on CPU (same Parameter objects)

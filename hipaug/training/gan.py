@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hipaug.core import atomic_torch_save, deterministic, progress, resolve_device
+from hipaug.core import atomic_torch_save, default_dtype, deterministic, progress, resolve_device, upcast
 from hipaug.core.seeds import torch_generator, torch_global_seed
 from hipaug.errors import ConfigError, DataError
 from hipaug.models.acgan import build_models
@@ -96,7 +96,8 @@ def train_acgan(
     record, ckpt = open_run(run_dir, cfg, dataset, seed, resume)
     # Initial weights and any global draw in the loop come from torch's global generator: seed it
     # for the run (a checkpoint carries its state) and give the caller its own state back after.
-    with torch_global_seed(seed, "acgan"):
+    # Every network, draw and statistic in the configured precision (float64: CPU-independent results).
+    with torch_global_seed(seed, "acgan"), default_dtype(cfg.dtype):
         loop = _setup(cfg, dataset, seed, device, run_dir, record)
         if ckpt is not None:
             _restore(loop, ckpt)
@@ -145,7 +146,7 @@ def _setup(cfg: ACGANConfig, dataset: Any, seed: int, device: torch.device, run_
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=cfg.betas, fused=True)
     # Images live on the device in [-1, 1] (small data sets by design of the paper).
     use_cuda = device.type == "cuda"
-    x_all = dataset.images.float()
+    x_all = dataset.images.to(torch.get_default_dtype())
     if use_cuda:
         x_all = x_all.pin_memory()
     x_all = x_all.to(device, non_blocking=use_cuda).mul(2).sub(1)
@@ -176,7 +177,7 @@ def _restore(loop: _Loop, ckpt: dict[str, Any]) -> None:
 
 
 def _autocast(loop: _Loop) -> torch.autocast:
-    return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=loop.use_cuda)
+    return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=loop.use_cuda and loop.cfg.dtype == "float32")
 
 
 def _draw(loop: _Loop, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -216,7 +217,7 @@ def _d_steps(loop: _Loop) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tor
         with _autocast(loop):
             d_loss, d_stats = discriminator_loss(
                 loop.D, diff_augment(real, loop.diffaug, loop.gen), y,
-                diff_augment(fake.detach().float(), loop.diffaug, loop.gen), y_fake,
+                diff_augment(upcast(fake.detach()), loop.diffaug, loop.gen), y_fake,
                 cfg.label_smoothing, cfg.aux_weight, cfg.aux_fake_in_d,
             )
         loop.opt_d.zero_grad(set_to_none=True)
@@ -230,7 +231,7 @@ def _g_step(loop: _Loop, fake: torch.Tensor, z: torch.Tensor, y_fake: torch.Tens
     """Update G against the just-updated D; return its stats and the mode-seeking ratio."""
     cfg = loop.cfg
     with _autocast(loop):
-        fake = fake.float()
+        fake = upcast(fake)
         g_loss, g_stats = generator_loss(loop.D, diff_augment(fake, loop.diffaug, loop.gen), y_fake, cfg.aux_weight)
         ms_loss, ms_ratio = mode_seeking_loss(fake, z)
         if cfg.mode_seeking > 0:

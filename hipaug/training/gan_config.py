@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from hipaug.core import check_image_size
+from hipaug.core import check_image_size, torch_dtype
 from hipaug.errors import ConfigError
 from hipaug.training.augment import check_diffaug
 
@@ -55,7 +55,9 @@ class ACGANConfig:
     sample_every: int = 500  # write samples/step_XXXXXX.png every this many steps (0: only at end)
     checkpoint_every: int = 1000  # write checkpoint.pt every this many steps (0: only at end)
     grid_per_class: int = 8  # columns of the sample grids (one row per class, shared noise)
-    device: str = "auto"  # "auto" | "cpu" | "cuda[:k]"; CUDA uses bf16 autocast
+    device: str = "auto"  # "auto" | "cpu" | "cuda[:k]"; CUDA uses bf16 autocast (float32 only)
+    dtype: str = "float32"  # the networks' precision: float32, or float64 (results the CPU's kernels do not
+    #   change at printed precision: the smoke profile, slower)
 
     def __post_init__(self) -> None:
         check_image_size(self.image_size, "image_size")
@@ -94,6 +96,7 @@ class ACGANConfig:
         _check_int(self, "grid_per_class", 1)
         if not isinstance(self.device, str) or not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise ConfigError(f"device={self.device!r} is not one of auto, cpu, cuda")
+        torch_dtype(self.dtype, "acgan.dtype")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the fields as a JSON-friendly dict."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hipaug.core import module_dtype
 from hipaug.core.seeds import torch_generator
 from hipaug.models.acgan import Generator
 
@@ -51,7 +52,7 @@ def recalibrate_batchnorm(
         m.momentum = None  # cumulative average over the batches below
     G.train()
     for _ in range(num_batches):
-        z = torch.randn(batch_size, G.latent_dim, generator=gen).to(device)
+        z = torch.randn(batch_size, G.latent_dim, generator=gen, dtype=module_dtype(G)).to(device)
         y = torch.randint(G.num_classes, (batch_size,), generator=gen).to(device)
         G(z, y)
     for m, mom in zip(bns, momenta):

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hipaug.core import upcast
+
 __all__ = ["discriminator_loss", "generator_loss", "pair_labels", "mode_seeking_loss", "STAT_ORDER"]
 
 
@@ -33,7 +35,7 @@ def discriminator_loss(
     """Return D's loss and a detached stats vector; `real`/`fake` are in [-1, 1], `fake` detached."""
     adv_r, cls_r = D(real)
     adv_f, cls_f = D(fake)
-    adv_r, cls_r, adv_f, cls_f = adv_r.float(), cls_r.float(), adv_f.float(), cls_f.float()
+    adv_r, cls_r, adv_f, cls_f = upcast(adv_r), upcast(cls_r), upcast(adv_f), upcast(cls_f)
     adv = F.binary_cross_entropy_with_logits(adv_r, torch.full_like(adv_r, 1.0 - label_smoothing)) + \
         F.binary_cross_entropy_with_logits(adv_f, torch.zeros_like(adv_f))
     aux = F.cross_entropy(cls_r, real_labels)
@@ -54,7 +56,7 @@ def generator_loss(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return G's non-saturating loss and a detached stats vector (loss, adv, aux, aux_acc)."""
     adv_f, cls_f = D(fake)
-    adv_f, cls_f = adv_f.float(), cls_f.float()
+    adv_f, cls_f = upcast(adv_f), upcast(cls_f)
     adv = F.binary_cross_entropy_with_logits(adv_f, torch.ones_like(adv_f))
     aux = F.cross_entropy(cls_f, fake_labels)
     loss = adv + aux_weight * aux

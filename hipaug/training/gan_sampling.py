@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from hipaug.core import atomic_write_bytes, resolve_device, torch_load
+from hipaug.core import atomic_write_bytes, default_dtype, module_dtype, resolve_device, torch_load
 from hipaug.core.seeds import torch_generator
 from hipaug.data import ImageDataset, from_arrays, write_dataset
 from hipaug.errors import ConfigError, DataError
@@ -45,7 +45,8 @@ def load_generator(
     record = ckpt["record"]
     cfg = ACGANConfig.from_dict(record["config"])
     class_names = tuple(record["class_names"])
-    G = build_generator(cfg, len(class_names))
+    with default_dtype(cfg.dtype):
+        G = build_generator(cfg, len(class_names))
     G.load_state_dict(ckpt["G_ema" if ema else "G"])
     G.requires_grad_(False)
     G.to(resolve_device(device))
@@ -66,7 +67,7 @@ def sample(G: Generator, labels: torch.Tensor, seed: int, batch_size: int = 256)
         raise ConfigError(f"batch_size={batch_size} must be >= 1")
     device = next(G.parameters()).device
     gen = torch_generator(seed, "sample")
-    z_all = torch.randn(labels.numel(), G.latent_dim, generator=gen)
+    z_all = torch.randn(labels.numel(), G.latent_dim, generator=gen, dtype=module_dtype(G))
     was_training = G.training
     G.eval()
     out = []

@@ -13,16 +13,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from hipaug.core import resolve_device
+from hipaug.core import module_dtype, resolve_device, upcast
 from hipaug.errors import DataError
 from hipaug.models.vgg import VGG16
 
 # `_autocast`, `_inference_chunk` and `_cpu_channels_last` also serve the training loop (hipaug.training.classifier).
 
 
-def _autocast(device: torch.device):
-    # CUDA only: bf16 autocast; on CPU a no-op context so results stay float32 and bit-exact.
-    if device.type == "cuda":
+def _autocast(device: torch.device, dtype: torch.dtype = torch.float32):
+    # CUDA float32 only: bf16 autocast; on CPU (and for a float64 model) a no-op context, so results
+    # keep the model's precision and repeat bit for bit.
+    if device.type == "cuda" and dtype == torch.float32:
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -77,7 +78,7 @@ def _as_image_tensor(images) -> torch.Tensor:
         x = x[:, None]
     if x.ndim != 4:
         raise DataError(f"images must be (N,S,S) or (N,C,S,S), got shape {tuple(x.shape)}")
-    return x.float() if x.dtype != torch.float32 else x
+    return x if x.is_floating_point() else x.float()
 
 
 def _batched_inference(model: VGG16, images, batch_size: int, device: str | torch.device, fn) -> np.ndarray:
@@ -90,12 +91,13 @@ def _batched_inference(model: VGG16, images, batch_size: int, device: str | torc
         orig_dev = dev
     model.eval()
     model.to(dev)
+    dtype = module_dtype(model)  # the images are scored in the model's precision
     outs = []
     try:
         bs = _inference_chunk(model, x, batch_size, dev)
-        with _cpu_channels_last(model, dev), torch.inference_mode(), _autocast(dev):
+        with _cpu_channels_last(model, dev), torch.inference_mode(), _autocast(dev, dtype):
             for i in range(0, x.shape[0], bs):
-                outs.append(fn(x[i:i + bs].to(dev, non_blocking=True)).float().cpu())
+                outs.append(fn(x[i:i + bs].to(dev, dtype, non_blocking=True)).float().cpu())
     finally:
         model.to(orig_dev)
         model.train(was_training)
@@ -106,7 +108,7 @@ def _batched_inference(model: VGG16, images, batch_size: int, device: str | torc
 
 def predict_proba(model: VGG16, images, batch_size: int = 256, device: str | torch.device = "cpu") -> np.ndarray:
     """Softmax class probabilities (N, C) float32; the model's training mode and device are restored."""
-    out = _batched_inference(model, images, batch_size, device, lambda xb: torch.softmax(model(xb).float(), dim=1))
+    out = _batched_inference(model, images, batch_size, device, lambda xb: torch.softmax(upcast(model(xb)), dim=1))
     return out.reshape(-1, model.num_classes) if out.size == 0 else out
 
 

@@ -20,7 +20,11 @@ LIMB_FRACTURE_TYPES: tuple[str, ...] = ("transverse", "oblique", "comminuted", "
 PELVIC_FRACTURE_TYPES: tuple[str, ...] = ("subcapital", "transcervical", "intertrochanteric")
 LABEL_MODES = ("part", "fracture", "part+fracture")  # render_limb(labels=...)
 
-F32 = np.float32
+# The arithmetic of every phantom: float64. numpy picks SIMD kernels by CPU (AVX-512, AVX2, SSE),
+# whose float32 exp/log/sin differ in the last bit; at float32 that flipped a few pixels of the
+# 8-bit images, hence the data's fingerprint, between machines. At float64 the kernels' last-bit
+# differences stay far below half a grey level, so every CPU writes the same PNGs.
+REAL = np.float64
 _NU = 96  # uniforms per parameter block (anatomy, fracture, imaging)
 _KIND_LIMB, _KIND_PELVIC = 1, 2  # first element of a patient key (a name of its random stream)
 
@@ -85,8 +89,8 @@ class _Draw:
 
 
 def _b(a) -> np.ndarray:
-    """(B,) -> (B, 1, 1) float32 for broadcasting against pixel grids."""
-    return np.asarray(a, dtype=F32).reshape(-1, 1, 1)
+    """(B,) -> (B, 1, 1) float64 for broadcasting against pixel grids."""
+    return np.asarray(a, dtype=REAL).reshape(-1, 1, 1)
 
 
 def _rot(x, y, ang):
@@ -114,8 +118,8 @@ def _sandwich(G: np.ndarray, x: np.ndarray) -> np.ndarray:
     """G @ x[b] @ G.T for every image b, computed image by image (so that an image's result
     does not depend on the batch it is in: a stacked product may be merged into one GEMM whose
     blocking, and last-bit rounding, changes with the batch size)."""
-    x = np.ascontiguousarray(x, dtype=F32)
-    out = np.empty((x.shape[0], G.shape[0], G.shape[0]), F32)
+    x = np.ascontiguousarray(x, dtype=REAL)
+    out = np.empty((x.shape[0], G.shape[0], G.shape[0]), REAL)
     Gt = np.ascontiguousarray(G.T)
     for b in range(x.shape[0]):
         np.dot(np.dot(G, x[b]), Gt, out=out[b])

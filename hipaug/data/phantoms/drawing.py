@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hipaug.data.phantoms.base import F32, _b, _Draw, _sandwich
+from hipaug.data.phantoms.base import REAL, _b, _Draw, _sandwich
 from hipaug.data.phantoms.solids import _Canvas, _Ellipsoid, _Material
 
 
@@ -74,7 +74,7 @@ def _accumulate(cv, comps, boxes, box, inverse=None, frac=None, need_inner=True)
     """
     sy, sx = box[0], box[1]
     h, w = sy.stop - sy.start, sx.stop - sx.start
-    O = np.zeros((cv.B, h, w), F32)
+    O = np.zeros((cv.B, h, w), REAL)
     inn = np.zeros_like(O) if need_inner else None
     K = np.zeros_like(O) if need_inner else None
     for comp, bb in zip(comps, boxes):
@@ -108,7 +108,7 @@ def _draw_bone(cv: _Canvas, comps, mat: _Material, frac: _Frac | None = None):
     if frac is None:
         val = Bp
     else:
-        ipx = F32(1.0 / cv.px)
+        ipx = REAL(1.0 / cv.px)
         fx, fy, nx, ny = _b(frac.fx), _b(frac.fy), _b(frac.nx), _b(frac.ny)
         g2 = _b(frac.gap) * 0.5
         # proximal fragment: the bone itself, on the proximal side of the break line
@@ -170,13 +170,13 @@ def _draw_soft(cv: _Canvas, comps):
     half = _Canvas.__new__(_Canvas)
     half.B, half.n, half.fov = cv.B, (cv.n + 1) // 2, cv.fov
     half.px = cv.px * 2
-    half.c = (cv.c[0::2] + 0.5 * cv.px).astype(F32)
+    half.c = (cv.c[0::2] + 0.5 * cv.px).astype(REAL)
     boxes, box = _bone_box(half, comps)
     if box is None:
         return
     O, inn, _ = _accumulate(half, comps, boxes, box)
     val = cv.mu["fat"] * O + (cv.mu["muscle"] - cv.mu["fat"]) * inn
-    full = np.zeros((cv.B, half.n, half.n), F32)
+    full = np.zeros((cv.B, half.n, half.n), REAL)
     full[:, box[0], box[1]] = val
     U = _upsample_matrix(cv.n, half.n)
     cv.P += _sandwich(U, full)
@@ -188,7 +188,7 @@ def _upsample_matrix(n: int, m: int) -> np.ndarray:
     pos = np.clip((np.arange(n) - 0.5) / 2.0, 0, m - 1)
     j0 = np.minimum(np.floor(pos).astype(int), m - 2)
     w = pos - j0
-    U = np.zeros((n, m), F32)
+    U = np.zeros((n, m), REAL)
     U[np.arange(n), j0] = 1 - w
     U[np.arange(n), j0 + 1] += w
     return U

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hipaug.data.phantoms.base import F32, _Draw, _rot, _severity
+from hipaug.data.phantoms.base import REAL, _Draw, _rot, _severity
 from hipaug.data.phantoms.drawing import _add_blob, _Frac
 
 
@@ -34,8 +34,8 @@ def _limb_fracture(F: _Draw, on: np.ndarray, ax, ay, bx, by, R, tpos,
     tx = lat * (-dy) + axial * dx
     ty = lat * dx + axial * dy
     # comminution: two crack lines and three small fragments near the break
-    extra = np.zeros((B, 2, 4), F32)
-    frags = np.zeros((B, 3, 3), F32)
+    extra = np.zeros((B, 2, 4), REAL)
+    frags = np.zeros((B, 3, 3), REAL)
     com = (ftype == 2) & on
     for k in range(2):
         extra[:, k, 0] = F.uni(-1.0, 1.0) * R
@@ -99,8 +99,8 @@ def _hip_fracture(F: _Draw, on, difficulty, hx, hy, hr, geo, sz):
     tx, ty, ang = (np.where(complete, v, 0.0) for v in (tx, ty, ang))
     kf = np.where(complete & on, kf, 1.0)
     kc = geo["shaft_x"] + 0.0 * fx  # external rotation happens about the shaft axis
-    extra = np.zeros((B, 2, 4), F32)
-    frags = np.zeros((B, 3, 3), F32)
+    extra = np.zeros((B, 2, 4), REAL)
+    frags = np.zeros((B, 3, 3), REAL)
     com = it & on & (F.col() < 0.7)
     for k in range(2):
         extra[:, k, 0] = F.uni(-1.5, 1.5)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from hipaug.data.phantoms.base import F32, _b, _Draw, _pose_scale, _sandwich
+from hipaug.data.phantoms.base import REAL, _b, _Draw, _pose_scale, _sandwich
 from hipaug.data.phantoms.solids import _Canvas
 
 _MU_LEAD = 4.5  # the marker's line integral (lead: effectively opaque)
@@ -26,12 +26,12 @@ _GLYPHS = {
 def _glyph(letter: str, h: int) -> np.ndarray:
     """Area-sampled raster (h x w) of a 5x7 bitmap glyph with a one-cell lead border."""
     rows = ["0" * 7] + ["0" + r + "0" for r in _GLYPHS[letter]] + ["0" * 7]
-    bm = np.array([[c == "1" for c in r] for r in rows], F32)
+    bm = np.array([[c == "1" for c in r] for r in rows], REAL)
     w = max(2, int(round(h * 7 / 9)))
     k = 4
     iy = np.minimum(((np.arange(h * k) + 0.5) / (h * k) * 9).astype(int), 8)
     ix = np.minimum(((np.arange(w * k) + 0.5) / (w * k) * 7).astype(int), 6)
-    return bm[iy][:, ix].reshape(h, k, w, k).mean(axis=(1, 3)).astype(F32)
+    return bm[iy][:, ix].reshape(h, k, w, k).mean(axis=(1, 3)).astype(REAL)
 
 
 @functools.lru_cache(maxsize=64)
@@ -40,7 +40,7 @@ def _gauss_matrix(n: int, sigma: float) -> np.ndarray:
     i = np.arange(n)
     g = np.exp(-0.5 * ((i[:, None] - i[None, :]) / max(sigma, 1e-3)) ** 2)
     g /= g.sum(axis=1, keepdims=True)
-    return g.astype(F32)
+    return g.astype(REAL)
 
 
 def _blur(x: np.ndarray, sigma: float) -> np.ndarray:
@@ -50,32 +50,32 @@ def _blur(x: np.ndarray, sigma: float) -> np.ndarray:
 def _warp(P: np.ndarray, cv: _Canvas, S: int, fov_out, theta, tx, ty, mirror) -> np.ndarray:
     """Bilinear resampling of the canonical line integral into the detector frame."""
     B, n = P.shape[0], cv.n
-    g = (np.arange(S, dtype=F32) + 0.5) / S - 0.5
+    g = (np.arange(S, dtype=REAL) + 0.5) / S - 0.5
     fo = _b(fov_out)
     xo, yo = g[None, None, :] * fo, g[None, :, None] * fo
     c, s = _b(np.cos(theta)), _b(np.sin(theta))
     xr = c * xo - s * yo + _b(tx)
     yr = s * xo + c * yo + _b(ty)
     xr = xr * _b(np.where(mirror, -1.0, 1.0))
-    inv = F32(1.0 / cv.px)
+    inv = REAL(1.0 / cv.px)
     fj = np.clip((xr + cv.fov / 2) * inv - 0.5, 0.0, n - 2.0001)
     fi = np.clip((yr + cv.fov / 2) * inv - 0.5, 0.0, n - 2.0001)
     j0 = fj.astype(np.int32)
     i0 = fi.astype(np.int32)
     wj = fj - j0
     wi = fi - i0
-    # horizontally adjacent pairs packed as complex64: one gather fetches both neighbours
-    pairs = np.empty((B, n, n - 1, 2), F32)
+    # horizontally adjacent pairs packed as one complex number: one gather fetches both neighbours
+    pairs = np.empty((B, n, n - 1, 2), REAL)
     pairs[..., 0] = P[:, :, :-1]
     pairs[..., 1] = P[:, :, 1:]
-    flat = pairs.view(np.complex64).reshape(-1)
+    flat = pairs.view(np.complex128).reshape(-1)
     idx = (np.arange(B, dtype=np.int32) * (n * (n - 1))).reshape(-1, 1, 1) + i0 * (n - 1) + j0
     top = flat.take(idx)
     idx += n - 1
     bot = flat.take(idx)
     t = top.real + (top.imag - top.real) * wj
     u = bot.real + (bot.imag - bot.real) * wj
-    return (t + (u - t) * wi).astype(F32)
+    return (t + (u - t) * wi).astype(REAL)
 
 
 # per kind: N0 photons per unattenuated 64-px pixel (log-uniform range), scatter-to-primary
@@ -132,12 +132,12 @@ def _image_chain(P, cv, S, I: _Draw, kind: str, difficulty: float, z: np.ndarray
 
 def _collimation(I: _Draw, det: dict, ps: float, B: int, S: int):
     """Blocked primary outside a slightly rotated rectangle -> (transmission, side margins, X, Y)."""
-    g = (np.arange(S, dtype=F32) + 0.5) / S - 0.5
+    g = (np.arange(S, dtype=REAL) + 0.5) / S - 0.5
     cang = _b(np.radians(I.norm(0.0, 1.2)))
     X, Y = g[None, None, :], g[None, :, None]
     Xr, Yr = X + cang * Y, Y - cang * X
-    col = np.ones((B, S, S), F32)
-    soft_px = F32(S / 1.2)
+    col = np.ones((B, S, S), REAL)
+    soft_px = REAL(S / 1.2)
     margins = []
     for side in range(4):  # each side is collimated with probability col_p (scaled by the pose)
         m = np.where(I.col() < det["col_p"] * min(ps, 1.5), I.uni(0.02, 0.1), -1.0)
@@ -228,7 +228,7 @@ def _window(D, valid, I: _Draw, kind: str) -> np.ndarray:
     np.reciprocal(v, out=v)
     v -= _b(y0)
     v *= _b(1.0 / (y1 - y0))
-    return np.clip(v, 0.0, 1.0).astype(F32)
+    return np.clip(v, 0.0, 1.0).astype(np.float32)
 
 
 def _to_image_xy(fx, fy, theta, fov_out, tx, ty, mirror):

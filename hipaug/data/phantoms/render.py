@@ -22,7 +22,7 @@ from hipaug.data.phantoms.base import (
     _KIND_LIMB,
     _KIND_PELVIC,
     _NU,
-    F32,
+    REAL,
     LABEL_MODES,
     LIMB_PARTS,
     PELVIC_CLASSES,
@@ -82,11 +82,11 @@ def _render_chunk(kind, part, ck, on, S, seed, difficulty, maps):
     n = int(math.ceil(S * _MARGIN * _SS[S]))
     n += n % 2
     U = np.empty((B, 3 * _NU))
-    Z = np.empty((B, S, S), F32)
+    Z = np.empty((B, S, S), REAL)
     for i, key in enumerate(ck):
         rng = numpy_rng(seed, "phantom", *key)
         U[i] = rng.random(3 * _NU)
-        Z[i] = rng.standard_normal((S, S), dtype=F32)
+        Z[i] = rng.standard_normal((S, S), dtype=REAL)
     A, Fd, I = _Draw(U[:, :_NU]), _Draw(U[:, _NU:2 * _NU]), _Draw(U[:, 2 * _NU:])
     cv = _Canvas(B, n, fov * _MARGIN, "pelvic" if kind == "pelvic" else "limb", maps=maps)
     if kind == "pelvic":
@@ -136,7 +136,7 @@ def _render(kind: str, part: str, keys: list[tuple], fracture: np.ndarray, S: in
             results = list(ex.map(lambda j: _render_chunk(*j), jobs))
     else:
         results = [_render_chunk(*j) for j in jobs]
-    images = np.concatenate([r[0] for r in results]) if results else np.empty((0, S, S), F32)
+    images = np.concatenate([r[0] for r in results]) if results else np.empty((0, S, S), np.float32)
     meta = pd.concat([pd.DataFrame({k: np.asarray(v) for k, v in r[1].items()}) for r in results],
                      ignore_index=True)
     for col in ("patient_size", "bone_width", "osteopenia", "soft_tissue", "rotation_deg", "zoom",
@@ -207,7 +207,7 @@ def render_limb(per_class: int, image_size: int = 64, seed: int = 0, labels: str
     difficulty = _check_difficulty(difficulty)
     plan = _limb_plan(per_class, labels, _check_parts(parts))
     class_names = tuple(sorted({c for c, *_ in plan}))
-    images = np.empty((len(plan), S, S), F32)
+    images = np.empty((len(plan), S, S), np.float32)  # rendered in float64, kept as float32
     parts_meta, order = [], []
     for p_idx, part in enumerate(LIMB_PARTS):
         rows = [i for i, r in enumerate(plan) if r[1] == part]

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from hipaug.data.phantoms.base import F32, _b
+from hipaug.data.phantoms.base import REAL, _b
 
 # Linear attenuation coefficients (1/cm) for two beam qualities: extremities are taken at low kVp
 # (~55 kV, effective ~32 keV: high bone contrast), the pelvis at ~75 kV (effective ~45 keV).
@@ -53,7 +53,7 @@ def _texture_tile(px_milli: int) -> np.ndarray:
     ref = np.sqrt(np.trapezoid(spec(rr) ** 2 * 2 * np.pi * rr, rr) / 2.0)
     field = np.fft.ifft2(np.fft.fft2(noise) * spec(fr)).real / (px * ref)
     field -= field.mean()
-    return np.clip(field, -3, 3).astype(F32)
+    return np.clip(field, -3, 3).astype(REAL)
 
 
 @functools.lru_cache(maxsize=32)
@@ -70,9 +70,9 @@ class _Canvas:
         self.B, self.n, self.fov = batch, n, float(fov)
         self.mu = _BEAM[beam]
         self.px = self.fov / n
-        self.c = ((np.arange(n, dtype=F32) + 0.5) * self.px - self.fov / 2).astype(F32)
-        self.P = np.zeros((batch, n, n), F32)
-        self.bone = np.zeros((batch, n, n), F32) if maps else None
+        self.c = ((np.arange(n, dtype=REAL) + 0.5) * self.px - self.fov / 2).astype(REAL)
+        self.P = np.zeros((batch, n, n), REAL)
+        self.bone = np.zeros((batch, n, n), REAL) if maps else None
         self.T = None  # per-image trabecular texture field (B, n, n), set by set_texture
 
     def set_texture(self, ox, oy) -> None:
@@ -80,7 +80,7 @@ class _Canvas:
         tile = _texture_tile(int(round(self.px * 1000)))
         m = tile.shape[0]
         big = _wrapped_tile(int(round(self.px * 1000)), self.n)
-        self.T = np.empty((self.B, self.n, self.n), F32)
+        self.T = np.empty((self.B, self.n, self.n), REAL)
         for b in range(self.B):
             i, j = int(oy[b] * m), int(ox[b] * m)
             self.T[b] = big[i:i + self.n, j:j + self.n]
@@ -102,7 +102,7 @@ class _Material:
 
     def __init__(self, cv: _Canvas, cort, canc, tex_amp):
         self.cort, self.canc = _b(cort), _b(canc)
-        self.marrow = F32(cv.mu["marrow"])
+        self.marrow = REAL(cv.mu["marrow"])
         self.amp = _b(tex_amp)
 
     def integral(self, cv: _Canvas, sy, sx, O, inn, K):
@@ -119,21 +119,21 @@ class _Tube:
 
     def __init__(self, ax, ay, bx, by, ra, rb, fa=0.0, fb=0.0, la=1.5, lb=1.5, cort=0.25,
                  cend=0.3, cbase=0.08, depth=1.0, cut_b=0.0, flat=False):
-        ax, ay, bx, by = (np.asarray(v, F32) * np.ones(1, F32) for v in (ax, ay, bx, by))
+        ax, ay, bx, by = (np.asarray(v, REAL) * np.ones(1, REAL) for v in (ax, ay, bx, by))
         dx, dy = bx - ax, by - ay
         L = np.maximum(np.hypot(dx, dy), 1e-3)
         self.ax, self.ay = _b(ax), _b(ay)
         self.dx, self.dy, self.L = _b(dx / L), _b(dy / L), _b(L)
         self.ra = _b(ra)
-        self.slope = _b((np.asarray(rb, F32) - np.asarray(ra, F32)) / L)
+        self.slope = _b((np.asarray(rb, REAL) - np.asarray(ra, REAL)) / L)
         self.flared = bool(np.any(np.asarray(fa) != 0) or np.any(np.asarray(fb) != 0)
                            or float(cbase) < 1.0 or float(cend) < 1.0)
         self.fa, self.fb = _b(fa), _b(fb)
-        self.ila, self.ilb = _b(1.0 / np.asarray(la, F32)), _b(1.0 / np.asarray(lb, F32))
-        self.cort, self.cend, self.cbase = _b(cort), F32(cend), F32(cbase)
-        self.depth = _b(2.0 * np.asarray(depth, F32))
+        self.ila, self.ilb = _b(1.0 / np.asarray(la, REAL)), _b(1.0 / np.asarray(lb, REAL))
+        self.cort, self.cend, self.cbase = _b(cort), REAL(cend), REAL(cbase)
+        self.depth = _b(2.0 * np.asarray(depth, REAL))
         # cut_b > 0: no round cap at b; the solid fades out over cut_b cm instead
-        self.cut_b = F32(cut_b)
+        self.cut_b = REAL(cut_b)
         self.flat = flat  # trunk: thickness ~ sqrt(1 - (d/R)**4), a flatter cross-section
         rmax = np.maximum(np.asarray(ra) + np.asarray(fa), np.asarray(rb) + np.asarray(fb)) + 0.05
         self._bb = (np.minimum(ax, bx) - rmax, np.maximum(ax, bx) + rmax,
@@ -186,10 +186,10 @@ class _Ellipsoid:
     """Ellipsoid with in-plane semi-axes a (along angle) and b, depth semi-axis c, shell `cort`."""
 
     def __init__(self, cx, cy, a, b, c=None, ang=0.0, cort=0.15, lens=False):
-        cx, cy = np.asarray(cx, F32) * np.ones(1, F32), np.asarray(cy, F32) * np.ones(1, F32)
-        a, b = np.asarray(a, F32), np.asarray(b, F32)
-        c = np.sqrt(a * b) if c is None else np.asarray(c, F32)
-        ang = np.asarray(ang, F32)
+        cx, cy = np.asarray(cx, REAL) * np.ones(1, REAL), np.asarray(cy, REAL) * np.ones(1, REAL)
+        a, b = np.asarray(a, REAL), np.asarray(b, REAL)
+        c = np.sqrt(a * b) if c is None else np.asarray(c, REAL)
+        ang = np.asarray(ang, REAL)
         self.cx, self.cy = _b(cx), _b(cy)
         co, si = np.cos(ang), np.sin(ang)
         # quadratic form of the outer and inner ellipse: q = A dx^2 + 2 Bc dx dy + C dy^2
@@ -232,19 +232,19 @@ class _Ring:
     """
 
     def __init__(self, cx, cy, A, B, rr, ang=0.0, arc=None, cort=0.12, depth=1.0):
-        cx, cy = np.asarray(cx, F32) * np.ones(1, F32), np.asarray(cy, F32) * np.ones(1, F32)
-        A, B, rr = np.asarray(A, F32), np.asarray(B, F32), np.asarray(rr, F32)
-        ang = np.asarray(ang, F32)
+        cx, cy = np.asarray(cx, REAL) * np.ones(1, REAL), np.asarray(cy, REAL) * np.ones(1, REAL)
+        A, B, rr = np.asarray(A, REAL), np.asarray(B, REAL), np.asarray(rr, REAL)
+        ang = np.asarray(ang, REAL)
         self.cx, self.cy = _b(cx), _b(cy)
         self.co, self.si = _b(np.cos(ang)), _b(np.sin(ang))
         self.iA, self.iB = _b(1 / A), _b(1 / B)
         self.rr2 = _b(rr * rr)
         self.ri2 = _b(np.maximum(rr - cort, 0.02) ** 2)
-        self.depth = _b(2.0 * np.asarray(depth, F32))
+        self.depth = _b(2.0 * np.asarray(depth, REAL))
         if arc is None:
             self.arc = None
         else:
-            a0, hw = (np.asarray(v, F32) for v in arc)
+            a0, hw = (np.asarray(v, REAL) for v in arc)
             self.arc = (_b(np.cos(a0)), _b(np.sin(a0)), _b(np.cos(hw)))
         r = np.maximum(A, B) + rr + 0.05
         self._bb = (cx - r, cx + r, cy - r, cy + r)
