@@ -1,25 +1,29 @@
 # hipaug: two commands do all set-up on a fresh machine.
 #   make book   -> .venv (if missing or stale) + execute notebooks (PROFILE) + Jupyter Book HTML
-#                  (LIMB_DIR=... PELVIC_DIR=...: on your radiographs; OUT=...: the HTML folder)
+#                  (LIMB_DIR=... PELVIC_DIR=...: on your radiographs; FRACATLAS=...: on the FracAtlas
+#                  release, profile fracatlas; OUT=...: the HTML folder)
 #   make test   -> .venv (if missing or stale) + unit tests + nbval + smoke-book checks
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hipaug-installed
-PROFILE ?= default
+PROFILE ?=
+FRACATLAS ?=
 LIMB_DIR ?=
 PELVIC_DIR ?=
 OUT ?=
 EXECUTOR ?=
+PYTEST_ARGS ?=
 ARTIFACTS ?= artifacts
 export HIPAUG_ARTIFACTS := $(abspath $(ARTIFACTS))
 
-.PHONY: venv lint layout test browser test-fast test-slow book book-smoke nbval-refs bench contact-sheet clean help
+.PHONY: venv setup lint layout test browser test-fast test-slow book book-smoke nbval-refs bench contact-sheet clean help
 
 help:
 	@echo "make book [PROFILE=default|smoke|paper]   build the Jupyter Book into _build/html"
 	@echo "make book LIMB_DIR=D PELVIC_DIR=D [OUT=D]  the book on your radiographs (_build/html-custom-<fingerprint>)"
+	@echo "make book FRACATLAS=FracAtlas.zip          the book on the FracAtlas release (_build/html-fracatlas-<fingerprint>)"
 	@echo "make book EXECUTOR=dask:2                 build the fine-tuning grids on a local Dask cluster (same results)"
 	@echo "make test                                 unit tests, nbval regression, smoke-book checks"
 	@echo "make lint                                 import-linter contracts and ruff (part of make test)"
@@ -49,11 +53,15 @@ venv: $(STAMP)
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900
 
-# Everything: nbval regression runs of the smoke notebooks (tests/notebooks), unit tests
-# (including the slow AC-GAN conditioning check) and the smoke-book build + browser check.
-# The browser comes first: installed with apt-get when missing (as root), else one line naming it.
-test: browser $(STAMP) lint
-	HIPAUG_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadscope $(NBVAL) tests
+# Everything: nbval regression runs of the smoke notebooks (tests/notebooks), also under a second kernel
+# set, unit tests (including the slow AC-GAN conditioning check) and the smoke-book build + browser check,
+# on both cores (pytest-xdist; --dist loadscope keeps a notebook's cells, and a module's fixtures, on one
+# worker). The browser (apt-get, when missing and root) and the venv (pip) are set up side by side first.
+test: setup lint
+	HIPAUG_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadscope --no-loadscope-reorder $(NBVAL) $(PYTEST_ARGS) tests
+
+setup:
+	@$(MAKE) --no-print-directory -j2 browser venv
 
 browser:
 	@bash scripts/ensure_chromium.sh
@@ -65,13 +73,14 @@ lint: $(STAMP)
 
 # Unit tests only (seconds to a minute): no notebooks, no book, no slow checks.
 test-fast: $(STAMP)
-	HIPAUG_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider -m "not slow and not book" tests
+	HIPAUG_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadscope -m "not slow and not book" tests
 
 test-slow: $(STAMP)
-	HIPAUG_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider -m slow tests
+	HIPAUG_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadscope -m slow tests
 
 book: $(STAMP)
-	$(PY) -m hipaug.book --profile "$(PROFILE)" $(if $(LIMB_DIR),--limb-dir "$(LIMB_DIR)") \
+	$(PY) -m hipaug.book $(if $(PROFILE),--profile "$(PROFILE)") $(if $(FRACATLAS),--fracatlas "$(FRACATLAS)") \
+		$(if $(LIMB_DIR),--limb-dir "$(LIMB_DIR)") \
 		$(if $(PELVIC_DIR),--pelvic-dir "$(PELVIC_DIR)") $(if $(OUT),--out "$(OUT)") \
 		$(if $(EXECUTOR),--executor "$(EXECUTOR)")
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import bench_common as bc
 from bench_pipeline import _temp_env, run
 
-from hipaug.pipeline.grid import PREDICT_WORKERS, SUSTAINED_TFLOPS
+from hipaug.pipeline.plan import PREDICT_WORKERS, SUSTAINED_TFLOPS
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -38,13 +38,12 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 def _plan(profile: str, workers=PREDICT_WORKERS):
-    """The dry run of a profile's whole grid (Table VIII and the ablations), on an empty store."""
+    """The dry run of a profile's whole table (every result and the ablations), on an empty store."""
     from hipaug.pipeline import Pipeline
-    from hipaug.pipeline.grid import grid_tasks, plan
 
     with tempfile.TemporaryDirectory(prefix="hipaug-plan-") as tmp:
         pipe = Pipeline(profile, artifacts=Path(tmp) / "a", results=Path(tmp) / "r")
-        return plan(pipe, grid_tasks(pipe, ablations=True), workers)
+        return pipe.plan(("results", "ablations"), workers)
 
 
 def timed_rows(profile: str) -> list[dict]:

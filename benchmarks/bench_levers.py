@@ -184,7 +184,7 @@ def infer_variants(prof, C: int = 8, n: int = 1024) -> tuple[dict, float]:
 def acgan_variants(prof, C: int = 8) -> tuple[dict, dict]:
     from hipaug.models.acgan import build_models
     from hipaug.training import discriminator_loss, generator_loss
-    from hipaug.training.gan_ema import ema_update
+    from hipaug.training.gan.ema import ema_update
 
     cfg = prof.acgan
     B, S, L = cfg.batch_size, cfg.image_size, cfg.latent_dim
@@ -192,7 +192,7 @@ def acgan_variants(prof, C: int = 8) -> tuple[dict, dict]:
     real = torch.rand(B, 1, S, S, generator=g) * 2 - 1
     yr = torch.randint(0, C, (B,), generator=g)
 
-    import hipaug.training.gan_losses as A
+    import hipaug.training.gan.losses as A
 
     pair = getattr(A, "pair_labels", lambda y: y)  # same-class pairs for the mode-seeking term
     ms_weight = float(getattr(cfg, "mode_seeking", 0.0))

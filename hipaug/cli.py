@@ -49,13 +49,20 @@ def _add_data_commands(sub) -> None:
     pp.add_argument("--image-size", type=int, default=64, help="32, 64, 128 or 256 (default: %(default)s)")
     _add_seed(pp)
 
-    da = sub.add_parser("data", help="inspect dataset folders")
+    da = sub.add_parser("data", help="inspect dataset folders; import or fetch FracAtlas")
     das = da.add_subparsers(dest="action", required=True, metavar="ACTION")
     dc = das.add_parser("check", help="print the dataset card; exit 2 naming the first problem")
     dc.add_argument("dir", type=Path, help="dataset folder (class sub-folders or manifest.csv)")
     dc.add_argument("--image-size", type=int, default=64, help="size the images are decoded to (default: %(default)s)")
     dc.add_argument("--pelvic", action="store_true", help="check as the pelvic set: exactly two classes, one of them --positive-class")
     dc.add_argument("--positive-class", default="fracture", help="the pelvic positive class, with --pelvic (default: %(default)s)")
+    fa = das.add_parser("fracatlas", help="import the FracAtlas release as limb and hip sets (manifests, defect report, card)")
+    fa.add_argument("src", type=Path, help="FracAtlas.zip or the folder it extracts to")
+    fa.add_argument("--out", required=True, type=Path, help="output folder (limb/, hip/, defects.txt, card.md)")
+    ff = das.add_parser("fetch", help="download a public dataset (resumable) and check it by content")
+    ff.add_argument("dataset", choices=["fracatlas"], help="which dataset")
+    ff.add_argument("--out", required=True, type=Path, help="folder for the download (FracAtlas.zip)")
+    ff.add_argument("--url", help="download link (default: the release on figshare)")
 
 
 def _add_step_commands(sub) -> None:
@@ -97,9 +104,13 @@ def _add_step_commands(sub) -> None:
 
 def _add_run_commands(sub) -> None:
     rp = sub.add_parser("reproduce", help="run the whole pipeline and write the Table VIII analogue")
-    rp.add_argument("--profile", default="default", help="smoke | default | paper | path to a YAML profile")
-    rp.add_argument("--limb-dir", type=Path, help="real limb dataset folder (default: phantoms)")
-    rp.add_argument("--pelvic-dir", type=Path, help="real pelvic dataset folder (default: phantoms)")
+    rp.add_argument("--profile", help="smoke | default | paper | fracatlas | path to a YAML profile (default: default; "
+                    "fracatlas with --fracatlas)")
+    data = rp.add_argument_group("data (default: the phantoms)")
+    data.add_argument("--limb-dir", type=Path, help="real limb dataset folder")
+    data.add_argument("--pelvic-dir", type=Path, help="real pelvic dataset folder")
+    data.add_argument("--fracatlas", type=Path, metavar="SRC", help="the FracAtlas release (FracAtlas.zip or its "
+                      "folder), imported once into the artifact store: its limb and hip sets")
     rp.add_argument("--out", type=Path, help="results folder (default: $HIPAUG_RESULTS, else results/ beside the "
                     "artifact cache)")
     rp.add_argument("--artifacts", type=Path, help="artifact cache (default: $HIPAUG_ARTIFACTS, else artifacts/ of "
@@ -171,8 +182,18 @@ def _phantom(args: argparse.Namespace) -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
-    from hipaug.data import check_dataset
+    from hipaug.data import check_dataset, fetch_release, import_release
 
+    if args.action == "fracatlas":
+        report = import_release(args.src, args.out)
+        print(report.text, end="")
+        print(report.counts_text())
+        print(f"wrote {report.out} (limb/manifest.csv, hip/manifest.csv, hip/boxes.csv, defects.txt, card.md)")
+        return 0
+    if args.action == "fetch":
+        path = fetch_release(args.out, url=args.url)
+        print(f"wrote {path}; import it with: hipaug data fracatlas {path} --out DIR")
+        return 0
     print(check_dataset(args.dir, image_size=args.image_size,
                         positive_class=args.positive_class if args.pelvic else None).to_text())
     return 0
@@ -225,7 +246,6 @@ def _train_classifier(args: argparse.Namespace) -> int:
 
     from hipaug.data import load_dataset
     from hipaug.method.transfer import build_model
-    from hipaug.models import save_model
     from hipaug.training import train_classifier
 
     p = _profile_for(args, args.image_size)
@@ -236,9 +256,7 @@ def _train_classifier(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, device=args.device)
     ds = load_dataset(args.data, image_size=p.image_size)
     model = build_model(p.arch, len(ds.class_names), ds.image_size, args.seed)
-    res = train_classifier(model, ds, cfg, seed=args.seed, run_dir=args.out)
-    save_model(res.model, Path(args.out) / "model.pt", {"class_names": list(ds.class_names), "seed": args.seed,
-                                                         "data_fingerprint": ds.fingerprint})
+    res = train_classifier(model, ds, cfg, seed=args.seed, run_dir=args.out)  # the one way a classifier is saved
     best = res.history.loc[res.history["epoch"] == res.best_epoch].iloc[0]
     print(f"best epoch {res.best_epoch}: val_acc={best.get('val_acc', float('nan')):.3f}; saved {args.out}/model.pt")
     return 0
@@ -249,19 +267,16 @@ def _filter(args: argparse.Namespace) -> int:
     from hipaug.data import load_dataset
     from hipaug.errors import ConfigError
     from hipaug.method.filter import filter_synthetic, rule_for, write_filter_result
-    from hipaug.models import load_model
+    from hipaug.training import load_classifier
 
     # The profile's rule unless --threshold/--top-k is given (no separate CLI default to drift).
-    threshold, top_k = rule_for(load_profile(args.profile).filter, args.threshold, args.top_k)
-    model_path = Path(args.classifier) / "model.pt"
-    if not model_path.is_file():
-        raise ConfigError(f"--classifier {args.classifier}: no model.pt (train one with `hipaug train-classifier`)")
-    model, extra = load_model(model_path, return_extra=True)
-    classes = tuple(extra.get("class_names") or ())
-    if not classes:
-        raise ConfigError(f"{model_path}: the checkpoint records no class names")
-    synthetic = load_dataset(args.synthetic, image_size=int(model.config["image_size"]))
-    result = filter_synthetic(model, classes, synthetic, threshold=threshold, top_k=top_k)
+    rule = rule_for(load_profile(args.profile).filter, args.threshold, args.top_k)
+    try:
+        clf = load_classifier(args.classifier)
+    except ConfigError as exc:
+        raise ConfigError(f"--classifier {exc}") from None
+    synthetic = load_dataset(args.synthetic, image_size=int(clf.model.config["image_size"]))
+    result = filter_synthetic(clf.model, clf.class_names, synthetic, rule)
     write_filter_result(result, args.out)
     print(result.acceptance.round(3).to_string())
     print(f"kept {len(result.selected)} of {len(synthetic)} synthetic images: {args.out}")
@@ -271,7 +286,7 @@ def _filter(args: argparse.Namespace) -> int:
 def _grid_executor(args: argparse.Namespace):
     """The executor --workers/--scheduler/--jobqueue ask for (None: serial, in this process)."""
     from hipaug.errors import ConfigError
-    from hipaug.pipeline.grid import dask_executor
+    from hipaug.pipeline.executors import dask_executor
 
     if args.workers is None and args.scheduler is None and args.jobqueue is None:
         if args.threads is not None:
@@ -288,37 +303,37 @@ def _reproduce(args: argparse.Namespace) -> int:
     import contextlib
     import time
 
-    from hipaug.core import atomic_write_text
     from hipaug.evaluation import format_mean_sd
     from hipaug.pipeline import Pipeline
 
     t0 = time.perf_counter()
-    executor = _grid_executor(args)
-    pipe = Pipeline(args.profile, args.limb_dir, args.pelvic_dir, artifacts=args.artifacts, device=args.device,
-                    seed=args.seed, results=args.out, executor=executor)
-    if args.dry_run:
-        from hipaug.pipeline.grid import grid_tasks, plan
+    limb_dir, pelvic_dir, profile = args.limb_dir, args.pelvic_dir, args.profile or "default"
+    if args.fracatlas is not None:
+        from hipaug.errors import ConfigError
+        from hipaug.pipeline.editions import FRACATLAS_PROFILE, fracatlas_folders
 
+        if limb_dir or pelvic_dir:
+            raise ConfigError("give either --fracatlas SRC or --limb-dir/--pelvic-dir, not both")
+        limb_dir, pelvic_dir = fracatlas_folders(args.fracatlas, artifacts=args.artifacts)
+        profile = args.profile or FRACATLAS_PROFILE
+    executor = _grid_executor(args)
+    pipe = Pipeline(profile, limb_dir, pelvic_dir, artifacts=args.artifacts, device=args.device,
+                    seed=args.seed, results=args.out, executor=executor)
+    groups = ("results", "ablations") if args.ablations else ("results",)
+    if args.dry_run:
         workers = (1, 4, 8) + ((args.workers,) if args.workers else ())
-        print(plan(pipe, grid_tasks(pipe, ablations=args.ablations), workers).to_text())
+        print(pipe.plan(groups, workers).to_text())
         return 0
     with executor if executor is not None else contextlib.nullcontext():  # connect before any work
         pipe.check_data()
-        pipe.run_grid(ablations=args.ablations)  # every task at once; table8 and ablations then read the store
-        report = pipe.table8_report()
-        if args.ablations:
-            pipe.ablations()
-    table = format_mean_sd(report["summary"])
-    out = pipe.results_dir
-    atomic_write_text(out / "table8.csv", table.to_csv())
-    md = ["# Table VIII analogue", "", f"profile `{pipe.profile.name}`, data `{pipe.source}`, seed {pipe.seed}", "",
-          table.to_markdown() if hasattr(table, "to_markdown") else table.to_string(), ""]
-    atomic_write_text(out / "table8.md", "\n".join(md))
-    print(table.to_string())
+        written = pipe.produce(groups)  # every result the book reads, into the results store
+    report = pipe.result("table8")
+    print(format_mean_sd(report["summary"]).to_string())
     if not report["tests"].empty:
         print()
         print(report["tests"].round(4).to_string(index=False))
-    print(f"\nwrote {out}/table8.csv and table8.md in {time.perf_counter() - t0:.0f}s")
+    print(f"\nwrote {len(written)} results ({', '.join(map(str, written))}) to {pipe.results_dir} "
+          f"in {time.perf_counter() - t0:.0f}s")
     return 0
 
 

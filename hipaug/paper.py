@@ -1,7 +1,7 @@
 """What Lin & Chung (2019) reported, quoted (not measured) for side-by-side display.
 
 Source: the paper's Table VIII (five-fold cross-validation, mean +- SD, percent), as
-summarised in the project's PAPER.md (citekey linMedicalDataAugmentation2019,
+quoted by the book's annotated paper (citekey linMedicalDataAugmentation2019,
 DOI 10.1109/TAAI48200.2019.8959908). The paper reports no AUC. These numbers are the
 paper's; everything hipaug shows beside them is computed by the pipeline.
 """

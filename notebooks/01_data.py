@@ -29,11 +29,10 @@ device = None  # None: the profile's (auto | cpu | cuda)
 artifacts = None  # None: $HIPAUG_ARTIFACTS, else artifacts/ of the hipaug checkout
 
 # %%
-import pandas as pd
 from IPython.display import Markdown, display
 
 from hipaug.book import plots
-from hipaug.data import patient_kfold
+from hipaug.data import fold_table
 from hipaug.book.notebook import card_markdown, data_summary, setup, show_figure
 from hipaug.book.prose import describe_cv, describe_phantom
 
@@ -161,29 +160,18 @@ if meta_cols:
 Markdown(describe_cv(pipe.profile))
 
 # %%
-folds = patient_kfold(pelvic, k=pipe.profile.transfer.k_folds, seed=pipe.sub_seed("folds-0"))
-rows = []
-for i, (tr, te) in enumerate(folds):
-    shared = set(pelvic.patient_ids[j] for j in tr) & set(pelvic.patient_ids[j] for j in te)
-    rows.append({"fold": i, "train": len(tr), "test": len(te),
-                 "test fracture share": round(float((pelvic.labels[te] == pelvic.class_names.index("fracture")).float().mean()), 3),
-                 "patients in both": len(shared)})
-fold_table = pd.DataFrame(rows)
-fold_table.drop(columns="fold").agg(["min", "max"]).rename_axis("over the folds")
+folds = fold_table(pelvic, pipe.folds(0), pipe.profile.transfer.positive_class)
+folds.drop(columns="fold").agg(["min", "max"]).rename_axis("over the folds")
 
 # %% tags=["hide-output"] mystnb={"code_prompt_show": "Show the table of every fold", "code_prompt_hide": "Hide the table of every fold"}
-fold_table
+folds
 
 # %%
-pipe.record("data_summary", {
-    "limb_counts": limb.class_counts(), "pelvic_counts": pelvic.class_counts(),
-    "limb_patients": len(set(limb.patient_ids)), "pelvic_patients": len(set(pelvic.patient_ids)),
-    "image_size": pipe.profile.image_size,
-})
+summary = pipe.result("data_summary")  # counts and patients, recorded in the results store
 # Sanity: usable sets, two pelvic classes, no patient leakage across folds.
-assert len(limb.class_names) >= 2 and min(limb.class_counts().values()) > 0
+assert len(limb.class_names) >= 2 and min(summary["limb_counts"].values()) > 0
 assert set(pelvic.class_names) >= {pipe.profile.transfer.positive_class} and len(pelvic.class_names) == 2
-assert (fold_table["patients in both"] == 0).all()
+assert (folds["patients in both"] == 0).all()
 assert float(limb.images.min()) >= 0.0 and float(limb.images.max()) <= 1.0
 
 # %% [markdown]

@@ -157,9 +157,7 @@ show_figure(fig, "fig-acgan-pool", pipe, per_class=8, classes=len(synthetic.clas
 # ```
 
 # %%
-last = history.iloc[-1]
-pipe.record("acgan_summary", {"steps": int(last["step"]), "n_synthetic": len(synthetic),
-                              "classes": list(synthetic.class_names), **{k: float(last[k]) for k in history.columns if k != "step"}})
+summary = pipe.result("acgan_summary")  # the run's last history row and the pool, recorded in the results store
 assert history.drop(columns="step").notna().all().all()
 assert len(synthetic) == pipe.profile.filter.synthetic_per_class * len(synthetic.class_names)
 assert synthetic.class_names == pipe.limb.class_names

@@ -35,18 +35,18 @@ artifacts = None
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown
-from sklearn.metrics import confusion_matrix
 
 from hipaug.book import plots
-from hipaug.evaluation import gan_test_accuracy
-from hipaug.method.filter import filter_from_probs
+from hipaug.method.filter import threshold_sweep
 from hipaug.book.notebook import data_summary, setup, show_figure
 from hipaug.book.prose import describe_filter
-from hipaug.training import predict_proba
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts)
-model, history, _ = pipe.limb_classifier
+clf = pipe.filter_classifier
+model, history = clf.model, clf.history
 train, val = pipe.limb_split
+checked = pipe.result("filter_summary")  # accuracy on held-out real images, GAN-test, acceptance (results store)
+summary = checked["summary"]
 
 # %% tags=["remove-input"]
 data_summary(pipe)
@@ -81,13 +81,8 @@ show_figure(fig, "fig-filter-training", pipe, epochs=len(history), train=len(tra
 # ```
 
 # %%
-val_probs = predict_proba(model, val.images)
-val_pred = val_probs.argmax(1)
-val_acc = float((val_pred == val.labels.numpy()).mean())
-cm = pd.DataFrame(confusion_matrix(val.labels.numpy(), val_pred, labels=range(len(val.class_names))),
-                  index=val.class_names, columns=val.class_names)
-print(f"validation accuracy on real limb images: {val_acc:.3f} (chance {1 / len(val.class_names):.3f})")
-cm
+print(f"validation accuracy on real limb images: {summary['val_accuracy']:.3f} (chance {summary['chance']:.3f})")
+checked["confusion"]
 
 # %% [markdown]
 # ## Scoring the synthetic pool
@@ -101,7 +96,7 @@ synthetic = pipe.synthetic
 result = pipe.filtered()
 fig = plots.score_histogram(result.scores, result.threshold)
 show_figure(fig, "fig-filter-scores", pipe, images=len(result.scores), accepted=int(result.scores["accepted"].sum()),
-            rule=pipe.profile.filter.rule + (" (the dashed line)" if result.threshold is not None else ""))
+            rule=result.rule.label + (" (the dashed line)" if result.threshold is not None else ""))
 
 # %% [markdown]
 # ```{glue:figure} fig-filter-scores
@@ -138,9 +133,8 @@ show_figure(fig, "fig-filter-extremes", pipe, n=8)
 # class scores 1.0). {ref}`ch-beyond` reports diversity beside it.
 
 # %%
-gan_test, per_class = gan_test_accuracy(pipe.synthetic_probs, synthetic.labels.numpy(), synthetic.class_names)
-print(f"GAN-test accuracy: {gan_test:.3f}")
-per_class.round(3).to_frame("GAN-test accuracy")
+print(f"GAN-test accuracy: {summary['gan_test_accuracy']:.3f}")
+checked["gan_test_per_class"].round(3)
 
 # %% [markdown]
 # ## Threshold sweep
@@ -151,13 +145,10 @@ per_class.round(3).to_frame("GAN-test accuracy")
 
 # %% tags=["remove-output"]
 thresholds = np.round(np.linspace(0.0, 1.0, 21), 2)
-sweep = pd.concat([
-    filter_from_probs(pipe.synthetic_probs, synthetic.class_names, synthetic, threshold=t).acceptance
-    .drop(index="(all)").reset_index(names="generated_class").assign(threshold=t)
-    for t in thresholds], ignore_index=True)
+sweep = threshold_sweep(pipe.synthetic_probs, synthetic, thresholds)
 fig = plots.threshold_sweep(sweep, result.threshold)
 show_figure(fig, "fig-filter-sweep", pipe, n=len(thresholds), lo=f"{thresholds[0]:g}", hi=f"{thresholds[-1]:g}",
-            rule=pipe.profile.filter.rule)
+            rule=result.rule.label)
 
 # %% [markdown]
 # ```{glue:figure} fig-filter-sweep
@@ -171,12 +162,8 @@ show_figure(fig, "fig-filter-sweep", pipe, n=len(thresholds), lo=f"{thresholds[0
 # ```
 
 # %%
-pipe.record("filter_acceptance", result.acceptance.reset_index(names="class"))
-pipe.record("filter_summary", {"val_accuracy": val_acc, "chance": 1 / len(val.class_names), "gan_test_accuracy": gan_test,
-                               "threshold": result.threshold, "top_k": result.top_k,
-                               "accepted": int(result.scores["accepted"].sum()), "generated": len(result.scores)})
 if pipe.source == "phantom":  # the phantom is calibrated for it; on your data a weak filter is a finding (findings)
-    assert val_acc > 1 / len(val.class_names), "the filter must beat chance on real images"
+    assert summary["val_accuracy"] > summary["chance"], "the filter must beat chance on real images"
 assert 0 <= result.acceptance.loc["(all)", "rate"] <= 1
 
 # %% [markdown]

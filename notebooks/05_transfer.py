@@ -46,8 +46,9 @@ from hipaug.book.prose import comparison_table, describe_operating_point, descri
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts,
              executor=executor)
-report = pipe.table8_report()
-folds, summary, tests = report["folds"], report["summary"], report["tests"]
+table8 = pipe.result("table8_folds")  # every fold of every condition and repeat, with predictions and histories
+report = pipe.result("table8")  # summary and paired tests (results store)
+folds, summary, tests = table8["folds"], report["summary"], report["tests"]
 conditions = list(pipe.profile.transfer.conditions)
 
 # %% tags=["remove-input"]
@@ -65,7 +66,7 @@ Markdown("\n\n".join(f(pipe.profile) for f in (describe_cv, describe_pretrain, d
 # A comparison says something about augmentation only if both models learned. The claims
 # ledger ({ref}`findings`) checks each compared condition before any verdict: its mean fold AUC
 # and the lowest sensitivity or specificity of any fold (a fold near zero is a constant
-# predictor). The thresholds come from `book/claims.yml`.
+# predictor). The thresholds are the verdicts' gates, `hipaug.evaluation.gates`.
 
 # %%
 from hipaug.book.claims import check_learned, load_ledger
@@ -83,7 +84,7 @@ learned.round(3)
 # jump at the end mean the fold's result depends on the epoch training stopped at.
 
 # %% tags=["remove-output"]
-history = pipe.finetune_history()
+history = table8["history"]
 fig = plots.finetune_curves(history, conditions)
 show_figure(fig, "fig-transfer-finetune", pipe, runs=len(history.groupby(["condition", "repeat", "fold"])),
             conditions=len(set(history["condition"])))
@@ -111,7 +112,7 @@ training_stability(history).round(3)
 # the table is empty: there is nothing to calibrate.
 
 # %%
-op = pipe.operating_point()
+op = pipe.result("operating_point")
 op.round(3)
 
 # %% tags=["remove-input"]
@@ -194,7 +195,7 @@ show_figure(fig, "fig-transfer-folds", pipe, metrics=", ".join(METRICS), conditi
 # the top-left corner separates fractured from normal hips better at every operating threshold.
 
 # %% tags=["remove-output"]
-preds = report["predictions"]
+preds = table8["predictions"]
 fig = plots.roc_curves(preds, conditions)
 show_figure(fig, "fig-transfer-roc", pipe, conditions=len(conditions),
             predictions=int(preds.groupby("condition").size().max()))

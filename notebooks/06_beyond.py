@@ -54,10 +54,11 @@ data_summary(pipe)
 Markdown(describe_ablation(pipe.profile))
 
 # %%
-abl = pipe.ablations()
-base = pd.concat([pipe.condition_folds(c)[0] for c in pipe.profile.transfer.conditions], ignore_index=True)
+abl = pipe.result("ablation_folds") if pipe.profile.ablation.rules else pd.DataFrame()
+table8 = pipe.result("table8_folds")["folds"]
+base = table8[table8["repeat"] == 0].reset_index(drop=True)  # the ablations run on the first repeat's folds
 base["rule"] = base["condition"]
-base.loc[base["condition"] == "with_gan", "rule"] = f"with_gan {pipe.profile.filter.rule}"
+base.loc[base["condition"] == "with_gan", "rule"] = f"with_gan {pipe.profile.filter.rule.label}"
 rules = pd.concat([base, abl.assign(rule="with_gan " + abl["rule"])], ignore_index=True) if len(abl) else base
 summarize(rules, METRICS, by="rule").round(3)
 
@@ -89,7 +90,7 @@ show_figure(fig, "fig-beyond-ablation", pipe, rules=rules["rule"].nunique(),
 # distance a perfect generator would reach.
 
 # %%
-q = pipe.gan_quality()
+q = pipe.result("gan_quality")
 rows = [
     ("Fréchet distance", "synthetic vs real", q["fd_synthetic_vs_real"], q["fd_real_vs_real"]),
     ("precision", "synthetic", q["pr_synthetic"]["precision"], q["pr_real_vs_real"]["precision"]),
@@ -141,7 +142,7 @@ pd.read_csv(pipe.results_dir / "diversity.csv").round(3)
 # %% tags=["remove-output"]
 model = pipe.fold_model("with_gan")
 pelvic = pipe.pelvic
-_, test_idx = pipe.folds_for(0)[0]
+_, test_idx = pipe.folds(0)[0]
 pos = pelvic.class_names.index(pipe.profile.transfer.positive_class)
 fract = [i for i in test_idx if int(pelvic.labels[i]) == pos][:6]
 normal = [i for i in test_idx if int(pelvic.labels[i]) != pos][:2]

@@ -41,3 +41,15 @@ def small_folders(tmp_path_factory) -> tuple[Path, Path]:
                  "--parts", "forearm", "knee"]) == 0
     assert main(["phantom", "pelvic", "--out", str(pelvic), "--n", "40", "--image-size", "32"]) == 0
     return limb, pelvic
+
+
+# The heaviest test modules first (by their --durations), then the rest in collection order. `make test`
+# runs with xdist's --dist loadscope --no-loadscope-reorder, which hands out modules in this order: a long
+# module started last would keep one core busy while the other idles.
+HEAVY_FIRST = ("test_any_cpu.py", "test_docs_commands.py", "test_docs_books.py", "test_book.py", "test_grid.py",
+               "05_transfer.ipynb", "06_beyond.ipynb", "02_classic_augmentation.ipynb", "test_acgan_digits.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(HEAVY_FIRST)))  # stable: each module keeps its order

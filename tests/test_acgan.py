@@ -20,7 +20,7 @@ from hipaug.training import (
     HISTORY_COLUMNS, ACGANConfig, discriminator_loss, generator_loss, load_generator, mode_seeking_loss, sample,
     sample_dataset, sample_to_folder, train_acgan,
 )
-from hipaug.training.gan_losses import pair_labels
+from hipaug.training.gan.losses import pair_labels
 
 SIZES = (32, 64, 128, 256)
 CLASSES = ("elbow", "hand", "knee")

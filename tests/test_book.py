@@ -299,3 +299,24 @@ def test_citations_and_cross_references_have_hover_previews(built_book):
     assert any("Lin" in v and "Chung" in v for v in cites), "no preview of the paper's citation"
     assert any("<figure" in v for k, v in tips.items()), "no preview of a figure reference"
     assert any(k.startswith('a[href="#') and "<h" in v for k, v in tips.items()), "no preview of a section reference"
+
+
+def test_reproduce_writes_the_books_results_store(built_book, tmp_path):
+    """One results store however it was built: `hipaug reproduce --ablations` writes the files the book's chapters
+    wrote, byte for byte, and `hipaug claims` gives the same verdicts on both."""
+    from hipaug.book.claims import evaluate, load_ledger, load_results
+
+    res = subprocess.run([sys.executable, "-m", "hipaug", "reproduce", "--profile", "smoke", "--ablations",
+                          "--out", str(tmp_path)], cwd=ROOT, env=dict(os.environ, HIPAUG_PROGRESS="0"),
+                         capture_output=True, text=True, timeout=1800)
+    assert res.returncode == 0, res.stderr[-3000:]
+    book_store = ROOT / "results" / "smoke" / "phantom"
+    cli_store = tmp_path / "smoke" / "phantom"
+    names = sorted(p.name for p in book_store.iterdir() if p.is_file())
+    assert names == sorted(p.name for p in cli_store.iterdir() if p.is_file())
+    assert {"table8_folds.csv", "paired_tests.csv", "gan_quality.json", "ablation_folds.csv", "run.json"} <= set(names)
+    differ = [n for n in names if (book_store / n).read_bytes() != (cli_store / n).read_bytes()]
+    assert differ == [], f"the book's and reproduce's results differ in {differ}"
+    ledger = load_ledger()
+    verdicts = [{r.claim.id: r.verdict for r in evaluate(ledger, load_results(d))} for d in (book_store, cli_store)]
+    assert verdicts[0] == verdicts[1]

@@ -160,7 +160,7 @@ def test_default_outputs_are_per_source():
 
 
 def test_data_summary_names_folders_fingerprints_classes_and_counts(small_folders):
-    from hipaug.book.notebook import data_summary_text
+    from hipaug.book.chapter import data_summary_text
     from hipaug.pipeline import Pipeline
 
     limb, pelvic = small_folders

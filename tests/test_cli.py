@@ -60,14 +60,16 @@ def test_filter_rule_defaults_to_the_profile(capsys):
     """No CLI default of its own: the profile's rule unless --threshold/--top-k overrides it."""
     from hipaug.config import load_profile
     from hipaug.errors import ConfigError
-    from hipaug.method.filter import check_rule, rule_for
+    from hipaug.method.filter import Rule, rule_for
 
     for name in ("smoke", "default", "paper"):
         spec = load_profile(name).filter
-        assert rule_for(spec) == (spec.threshold, spec.top_k)
-        assert rule_for(spec, threshold=0.3) == (0.3, None) and rule_for(spec, top_k=4) == (None, 4)
-    with pytest.raises(ConfigError, match="give threshold or top_k"):
-        check_rule(None, None)
+        assert rule_for(spec) == Rule(spec.threshold, spec.top_k) == spec.rule
+        assert rule_for(spec, threshold=0.3) == Rule(threshold=0.3) and rule_for(spec, top_k=4) == Rule(top_k=4)
+    with pytest.raises(ConfigError, match="set exactly one of threshold and top_k"):
+        Rule(None, None)
+    with pytest.raises(ConfigError, match="set exactly one"):
+        rule_for(load_profile("smoke").filter, threshold=0.3, top_k=4)
     assert "the profile's rule" in " ".join(_help(["filter"], capsys).split())
 
 

@@ -4,13 +4,14 @@ Each ```bash block is split into commands (backslash continuations joined, comme
 and every command runs from the repository root with the venv's bin first on PATH. Only these
 are substituted: the data paths (the docs' `/data/limbs` and `/data/pelvis` become small phantom
 folders written by `hipaug phantom`; every output path goes to a temporary folder), the profile
-(-> smoke) and the GPU device (cuda -> cpu). A command that fails fails the test with its output.
+(-> smoke), the GPU device (cuda -> cpu), the phantom commands' image counts (to the smoke
+profile's, `SMOKE_COUNTS`) and a worker count above this machine's cores (to its cores: four Dask
+processes on two cores only fight). A command that fails fails the test with its output.
 The artifact cache is the shared one, so a warm cache (after the nbval run) keeps this short.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -44,7 +45,7 @@ NOT_RUN = {
                                                "--executor to the chapters that take it",
 }
 # The whole book on the small folders: run by test_whole_book_commands_run (a book build, marked `book`).
-SLOW = ("make book LIMB_DIR=", ".venv/bin/python -m hipaug.book ")
+SLOW = ("make book LIMB_DIR=", ".venv/bin/python -m hipaug.book ")  # run by tests/test_docs_books.py
 
 # Output paths of the docs, relative to the repository root: written under the test's folder instead.
 OUTPUTS = ("data/limb", "data/pelvic", "data/synthetic", "data/selected", "runs/gan", "runs/vgg", "results",
@@ -63,8 +64,11 @@ def bash_commands(text: str) -> list[str]:
     return out
 
 
+SMOKE_COUNTS = {"--per-class": "40", "--n": "120"}  # `hipaug phantom` sizes: the smoke profile's phantom sets
+
+
 def substitute(cmd: str, limb: Path, pelvic: Path, tmp: Path) -> list[str]:
-    """The command as the test runs it: data paths, profile and device substituted, nothing else."""
+    """The command as the test runs it: data paths, profile, device, phantom counts and worker counts substituted."""
     paths = {"/data/limbs": str(limb), "/data/pelvis": str(pelvic), **{o: str(tmp / o) for o in OUTPUTS}}
 
     def path(tok: str) -> str:
@@ -85,6 +89,10 @@ def substitute(cmd: str, limb: Path, pelvic: Path, tmp: Path) -> list[str]:
             out.append("smoke")
         elif prev == "--device" and tok == "cuda":
             out.append("cpu")
+        elif prev in SMOKE_COUNTS and toks[1:2] == ["phantom"]:
+            out.append(SMOKE_COUNTS[prev])
+        elif prev == "--workers" and tok.isdigit() and int(tok) > (os.cpu_count() or 1):
+            out.append(str(os.cpu_count() or 1))
         else:
             out.append(path(tok))
     return out
@@ -126,7 +134,7 @@ def test_extractor_joins_continuations_and_drops_comments():
     assert bash_commands(text) == ["make book", ".venv/bin/hipaug reproduce --profile default"]
 
 
-def test_substitution_touches_only_data_paths_profile_and_device(tmp_path):
+def test_substitution_touches_only_data_paths_profile_device_and_sizes(tmp_path):
     argv = substitute(".venv/bin/hipaug reproduce --profile paper --device cuda --limb-dir /data/limbs "
                       "--pelvic-dir /data/pelvis --out results", Path("/L"), Path("/P"), tmp_path)
     assert argv == [".venv/bin/hipaug", "reproduce", "--profile", "smoke", "--device", "cpu", "--limb-dir", "/L",
@@ -135,6 +143,11 @@ def test_substitution_touches_only_data_paths_profile_and_device(tmp_path):
         ["make", "book", "LIMB_DIR=/L", "PROFILE=smoke"]
     assert substitute("hipaug claims --results results/default/phantom", Path("/L"), Path("/P"), tmp_path)[-1] == \
         str(tmp_path / "results" / "smoke" / "phantom")
+    assert substitute("hipaug phantom limb --out data/limb --per-class 150 --image-size 64", Path("/L"), Path("/P"),
+                      tmp_path)[5:] == ["--per-class", "40", "--image-size", "64"]  # the count only, not the size
+    many = substitute("hipaug reproduce --workers 64", Path("/L"), Path("/P"), tmp_path)[-1]
+    assert int(many) == (os.cpu_count() or 1) and substitute("hipaug reproduce --workers 1", Path("/L"), Path("/P"),
+                                                             tmp_path)[-1] == "1"
 
 
 def test_a_broken_command_fails_the_test(small_folders, tmp_path):
@@ -176,31 +189,3 @@ def _run_doc(doc: str, small_folders, outdir: Path, slow: bool) -> int:
 @pytest.mark.parametrize("doc", [d.relative_to(ROOT).as_posix() for d in DOCS])
 def test_docs_commands_run(doc, small_folders, outdir):
     assert _run_doc(doc, small_folders, outdir, slow=False) > 0, f"{doc}: no command ran"
-
-
-@pytest.mark.book
-def test_whole_book_commands_run(small_folders, outdir):
-    """`make book LIMB_DIR=...` and `python -m hipaug.book --limb-dir ... --out` on the small folders (smoke)."""
-    from bs4 import BeautifulSoup
-
-    from hipaug.book.build import MARKER, build_dir
-
-    BUILD = build_dir(ROOT)
-    phantom_index = BUILD / "html" / "index.html"
-    before = phantom_index.stat().st_mtime_ns if phantom_index.is_file() else None
-    for doc in DOCS:
-        _run_doc(doc.relative_to(ROOT).as_posix(), small_folders, outdir, slow=True)
-    html = outdir / "mybook"
-    about = json.loads((html / MARKER).read_text())
-    assert about["source"].startswith("custom-") and about["limb_dir"] == str(small_folders[0])
-    assert (BUILD / f"html-{about['source']}" / "index.html").is_file(), "make book wrote no HTML"
-    fp = about["source"].removeprefix("custom-")
-    front = BeautifulSoup((html / "book" / "index.html").read_text("utf-8"), "html.parser").get_text(" ")
-    assert str(small_folders[0]) in front and str(small_folders[1]) in front and "your radiographs" in front
-    for nb in ("01_data", "05_transfer"):
-        page = (html / "book" / "generated" / "notebooks" / f"{nb}.html").read_text("utf-8")
-        assert str(small_folders[1]) in page and "your radiographs" in page, nb
-    findings = (html / "book" / "generated" / "findings.html").read_text("utf-8")
-    assert f"custom-{fp}" in findings, "the findings page is not measured on the custom data"
-    after = phantom_index.stat().st_mtime_ns if phantom_index.is_file() else None
-    assert after == before, "building on other data touched the phantom book"

@@ -135,15 +135,13 @@ def test_table8_report_records_precision_and_mcc():
 
     from sklearn.metrics import matthews_corrcoef
 
-    from hipaug.pipeline import Pipeline
+    from hipaug.pipeline.reports import TABLE8_PAIRS, flat_summary, paired_table, table_of_summary
 
     folds = _scored_folds(effect=0.3)
-    recorded = {}
-    stub = SimpleNamespace(table8=lambda: (folds, None), seed=0,
-                           profile=SimpleNamespace(quality=SimpleNamespace(n_boot=200, alpha=0.05)),
-                           record=lambda name, df: recorded.setdefault(name, df))
-    Pipeline.table8_report(stub)
-    summary, tests = recorded["table8_summary"].set_index("condition"), recorded["paired_tests"]
+    summary = flat_summary(folds).set_index("condition")
+    tests = paired_table(folds, TABLE8_PAIRS, SimpleNamespace(n_boot=200, alpha=0.05), seed=0)
+    # the store's flat summary reads back as summarize's (metric, stat) table
+    assert table_of_summary(flat_summary(folds)).equals(ev.summarize(folds, ev.METRICS))
     for m in ("precision", "mcc"):
         assert summary.loc["with_gan", f"{m}_mean"] == pytest.approx(folds.loc[folds.condition == "with_gan", m].mean())
         row = tests[(tests["metric"] == m) & (tests["a"] == "with_gan") & (tests["b"] == "without_gan")]

@@ -1,5 +1,5 @@
-"""The experiment grid: its tasks and dry run, the shared store under concurrency and Ctrl-C, and Dask runs
-that write the same bytes as the serial run, also when a worker is killed mid-task."""
+"""The experiment as one table of steps: its graph and dry run, a new step as one entry, the shared store under
+concurrency and Ctrl-C, and Dask runs that write the same bytes as the serial run, also when a worker is killed."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ import pytest
 from hipaug.cli import main
 from hipaug.config import load_profile
 from hipaug.errors import ConfigError
-from hipaug.pipeline import Pipeline
-from hipaug.pipeline.grid import Task, critical_path, grid_tasks, probe, resolve_executor, simulate
+from hipaug.pipeline import Node, Pipeline, Run, Step
+from hipaug.pipeline.executors import resolve_executor
+from hipaug.pipeline.plan import Task, critical_path, probe, simulate, tasks
+from hipaug.pipeline.table import targets
 
 ROOT = Path(__file__).resolve().parents[1]
 # Smoke, cut down (three conditions, three folds); HIPAUG_GRID_TEST_PROFILE=smoke runs the same checks on smoke.
@@ -32,27 +34,33 @@ def _env(**extra) -> dict:
 
 
 # ------------------------------------------------------------------ the graph
-def test_grid_has_one_task_per_step_and_fold_in_dependency_order(tmp_path):
-    pipe = Pipeline("smoke", artifacts=tmp_path / "a", results=tmp_path / "r")
-    tasks = grid_tasks(pipe, ablations=True)
-    t, ab = pipe.profile.transfer, pipe.profile.ablation
-    ids = [x.id for x in tasks]
+def test_graph_has_one_task_per_step_and_fold_in_dependency_order(tmp_path):
+    run = Run("smoke", artifacts=tmp_path / "a", results=tmp_path / "r")
+    graph = tasks(run, targets(run, ("results", "ablations")))
+    t, ab = run.profile.transfer, run.profile.ablation
+    ids = [x.id for x in graph]
     assert len(ids) == len(set(ids))
     seen: set[str] = set()
-    for x in tasks:
+    for x in graph:
         assert set(x.deps) <= seen, f"{x.id} comes before its inputs {x.deps}"
         seen.add(x.id)
     n_rules = len(ab.thresholds) + len(ab.top_k)
-    assert sum(x.kind == "finetune" for x in tasks) == (len(t.conditions) * t.repeats + n_rules) * t.k_folds
-    assert {x.id for x in tasks if x.kind == "pretrain"} >= {f"pretrain/{c}" for c in t.conditions if c != "scratch"}
-    assert f"finetune/with_gan/r0/f{t.k_folds - 1}" in ids and ("acgan",) in [x.deps for x in tasks if x.id == "synthetic"]
-    assert all(x.flops > 0 for x in tasks if x.kind in ("acgan", "finetune", "filter"))
+    assert sum(x.node.step == "finetune" for x in graph) == (len(t.conditions) * t.repeats + n_rules) * t.k_folds
+    assert {x.id for x in graph if x.node.step == "pretrain"} >= {f"pretrain/{c}" for c in t.conditions if c != "scratch"}
+    assert f"finetune/with_gan/r0/f{t.k_folds - 1}" in ids and ("acgan",) in [x.deps for x in graph if x.id == "synthetic"]
+    assert all(x.flops > 0 for x in graph if x.node.step in ("acgan", "finetune", "filter"))
+    # every file of the results store is written by a step of the table
+    records = {f for x in graph for f in run.table[x.node.step].records}
+    assert {"table8_folds.csv", "paired_tests.csv", "gan_quality.json", "ablation_folds.csv", "data_summary.json",
+            "filter_summary.json", "acgan_summary.json", "operating_point.csv", "classic_folds.csv"} <= records
     assert not (tmp_path / "a").exists(), "building the graph wrote to the store"
 
 
 def test_critical_path_and_predicted_makespan():
-    g = [Task("a", "x", (), (), 3.0), Task("b", "x", (), ("a",), 2.0), Task("c", "x", (), (), 4.0),
-         Task("d", "x", (), ("b", "c"), 1.0), Task("e", "x", (), (), 1.0)]
+    def t(name, deps, flops):
+        return Task(Node(name, (), name), deps, flops)
+
+    g = [t("a", (), 3.0), t("b", ("a",), 2.0), t("c", (), 4.0), t("d", ("b", "c"), 1.0), t("e", (), 1.0)]
     assert critical_path(g) == (["a", "b", "d"], 6.0)
     assert simulate(g, 1) == 11.0  # one worker: the sum
     assert simulate(g, 2) == 6.0  # a||c, then b||e, then d: the critical path is reached
@@ -60,11 +68,11 @@ def test_critical_path_and_predicted_makespan():
 
 
 def test_probe_sees_built_steps_without_building(tmp_path):
-    pipe = Pipeline(PROFILE, artifacts=tmp_path / "a", results=tmp_path / "r")
-    tasks = grid_tasks(pipe)
-    assert not any(probe(pipe, tasks).values()) and not (tmp_path / "a").exists()
-    pipe.check_data()  # builds the two phantom sets, nothing else
-    built = probe(pipe, tasks)
+    run = Run(PROFILE, artifacts=tmp_path / "a", results=tmp_path / "r")
+    graph = tasks(run, targets(run))
+    assert not any(probe(run, graph).values()) and not (tmp_path / "a").exists()
+    run.check_data()  # builds the two phantom sets, nothing else
+    built = probe(run, graph)
     assert {k for k, v in built.items() if v} == {"phantom-limb", "phantom-pelvic"}
     assert sorted(p.name for p in (tmp_path / "a").iterdir() if not p.name.startswith(".")) == \
         ["phantom-limb", "phantom-pelvic"]
@@ -76,12 +84,46 @@ def test_dry_run_prints_the_graph_and_computes_nothing(tmp_path, capsys):
     out = capsys.readouterr().out
     last = load_profile("smoke").transfer.k_folds - 1
     assert "critical path" in out and f"finetune/with_gan/r0/f{last}" in out and "predicted" in out
-    assert "8 workers" in out and " no " in out
+    assert "8 workers" in out and " no " in out and "gan_quality" in out and "ablation_folds" in out
     assert not (tmp_path / "a").exists() and not (tmp_path / "r").exists()
 
 
+# ------------------------------------------------------------------ a new step is one entry
+def _toy_spec(run, params, inputs) -> dict:
+    return {"pelvic": run.pelvic.fingerprint, "after": inputs["data"].key}
+
+
+def _toy_build(run, params, inputs, out) -> None:
+    (out / "toy.json").write_text(json.dumps({"pelvic_images": len(run.pelvic), "pid": os.getpid()}))
+
+
+# A results step: it reads the pelvic phantom, writes toy.json, and the results store records it.
+def _toy_load(run, params, art) -> dict:
+    return json.loads((art.path / "toy.json").read_text())
+
+
+TOY = Step("toy", spec=_toy_spec, build=_toy_build, needs=lambda run, params: {"data": Node("phantom-pelvic", (), "phantom-pelvic")},
+           load=_toy_load, cost=lambda run, params, flops: 1e9, records=("toy.json",), group="results")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["serial", "dask:2"])
+def test_a_toy_step_is_one_entry_in_the_dry_run_and_on_both_executors(tmp_path, capsys, executor):
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Dask workers do not import the tests
+    pipe = Pipeline(PROFILE, artifacts=tmp_path / "a", results=tmp_path / "r", steps=(TOY,), executor=executor)
+    dry = pipe.plan()
+    assert "toy" in [t.id for t in dry.tasks] and "toy" in dry.to_text() and not dry.built["toy"]
+    toy = pipe.result("toy")
+    assert toy["pelvic_images"] == load_profile(PROFILE).phantom.pelvic_n
+    assert json.loads((pipe.results_dir / "toy.json").read_text()) == toy
+    assert (toy["pid"] == os.getpid()) == (executor == "serial"), "the step ran in the wrong process"
+    assert pipe.plan().built["toy"]
+
+
 def test_import_hipaug_needs_no_dask():
-    code = ("import sys, hipaug, hipaug.pipeline, hipaug.pipeline.grid, hipaug.cli, hipaug.book; "
+    code = ("import sys, hipaug, hipaug.pipeline, hipaug.pipeline.plan, hipaug.pipeline.executors, hipaug.cli, hipaug.book; "
             "assert not {'dask', 'distributed'} & set(sys.modules), sorted(m for m in sys.modules if 'dask' in m)")
     subprocess.run([sys.executable, "-c", code], check=True, env=_env())
 
@@ -253,7 +295,8 @@ def test_the_transfer_notebook_on_two_dask_workers_writes_the_serial_bytes(seria
     pm.execute_notebook(str(src), str(tmp_path / "out.ipynb"), parameters={"profile": PROFILE, "executor": "dask:2"},
                         cwd=str(ROOT / "notebooks"), progress_bar=False)
     folds = [json.loads(p.read_text()) for p in (tmp_path / "a" / "finetune-fold").glob("*/artifact.json")]
-    assert len(folds) == len([t for t in grid_tasks(Pipeline(PROFILE, artifacts=tmp_path / "x")) if t.kind == "finetune"])
+    run = Run(PROFILE, artifacts=tmp_path / "x")
+    assert len(folds) == len([t for t in tasks(run, targets(run)) if t.node.step == "finetune"])
     builders = {f["built_by"]["pid"] for f in folds}
     assert len(builders) == 2, f"the folds were not built by two worker processes: {builders}"
     _same_files(serial_run, tmp_path / "r" / load_profile(PROFILE).name / "phantom",
@@ -290,7 +333,7 @@ def test_a_killed_worker_is_replaced_and_the_results_are_the_same(serial_run, tm
         killer.start()
         try:
             pipe.check_data()
-            pipe.table8_report()  # the grid first (on the cluster), then Table VIII from the store
+            pipe.result("table8")  # everything it needs first (on the cluster), then Table VIII from the store
         finally:
             stop.set()
             killer.join()

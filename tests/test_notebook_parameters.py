@@ -24,7 +24,8 @@ def test_every_chapter_has_one_parameters_cell_with_the_shared_parameters():
             assert f"\n{name} = " in "\n" + tagged[0].source, (src.name, name)
         # the chapters that build a fine-tuning grid take the executor too, serial by default
         text = src.read_text()
-        builds_grid = any(call in text for call in ("folds_of(", "table8_report(", "ablations("))
+        builds_grid = any(call in text for call in ('result("classic_folds")', 'result("table8_folds")',
+                                                    'result("table8")', 'result("ablation_folds")'))
         assert ('\nexecutor = "serial"' in "\n" + tagged[0].source) == builds_grid, (src.name, "executor")
         i = nb.cells.index(tagged[0])
         assert "setup(" in nb.cells[i + 1].source, f"{src.name}: the cell after parameters must validate them"
@@ -98,3 +99,26 @@ def test_setup_accepts_a_seed_given_as_text():
 
     assert check_parameters("smoke", "3", None) == 3  # `papermill -r seed 3`
     assert check_parameters("smoke", None, None, limb_dir=None) is None
+
+
+# What a chapter must take from the library instead of computing by hand: folds, metrics, tests, scores,
+# seeds, and writing into the results store (every result is a step of the table: `pipe.result(name)`).
+HAND_MADE = ("patient_kfold(", "make_folds(", "binary_metrics(", "paired_tests(", "paired_test(", "predict_proba(",
+             "confusion_matrix(", "derive_seed(", "filter_from_probs(", "gan_test_accuracy(", ".record(",
+             "sub_seed(\"folds", "sub_seed('folds")
+
+
+def hand_made(code: str) -> list[str]:
+    """The calls of HAND_MADE in a chapter's code cells."""
+    return [c for c in HAND_MADE if c in code]
+
+
+def test_chapters_take_folds_metrics_and_results_from_the_library():
+    for src in NOTEBOOKS:
+        code = "\n".join(c.source for c in jupytext.read(src).cells if c.cell_type == "code")
+        assert not hand_made(code), f"{src.name} recomputes what the library gives: {hand_made(code)}"
+
+
+def test_a_chapter_rebuilding_folds_by_hand_is_caught():
+    copied = 'folds = patient_kfold(pelvic, k=5, seed=pipe.sub_seed("folds-0"))\nm = binary_metrics(y, s)'
+    assert hand_made(copied) == ["patient_kfold(", "binary_metrics(", 'sub_seed("folds']

@@ -11,7 +11,7 @@ from hipaug.data import phantoms as ph
 from hipaug.data.phantoms import (LIMB_PARTS, PELVIC_CLASSES, PhantomBatch, render_limb, render_pair,
                                   render_pelvic, write_dataset, write_limb_dataset,
                                   write_pelvic_dataset)
-from hipaug.data.phantoms.base import _KIND_LIMB
+from hipaug.data.phantoms.base import KIND_LIMB
 from hipaug.data.phantoms.render import _render
 from hipaug.errors import ConfigError
 
@@ -177,7 +177,7 @@ def test_cli_entry_points(tmp_path):
 
 
 def test_physics_bone_brighter_than_soft_tissue_brighter_than_air():
-    keys = [(_KIND_LIMB, LIMB_PARTS.index("forearm"), 0, k) for k in range(6)]
+    keys = [(KIND_LIMB, LIMB_PARTS.index("forearm"), 0, k) for k in range(6)]
     img, _, maps = _render("limb", "forearm", keys, np.zeros(6, bool), 64, 0, 1.0, maps=True)
     field = maps["field"]
     bone = field & (maps["bone"] > 0.3)

@@ -212,7 +212,7 @@ def test_ablation_and_profile_lines(smoke):
     none = dataclasses.replace(smoke, ablation=dataclasses.replace(smoke.ablation, thresholds=(), top_k=()))
     assert "no ablation" in prose.describe_ablation(none)
     line = prose.describe_profile(smoke)
-    assert f"{smoke.image_size} px" in line and f"{smoke.acgan.steps} steps" in line and smoke.filter.rule in line
+    assert f"{smoke.image_size} px" in line and f"{smoke.acgan.steps} steps" in line and smoke.filter.rule.label in line
 
 
 # ------------------------------------------------------------------ the tests beside the paper's

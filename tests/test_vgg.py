@@ -379,4 +379,12 @@ def test_divergence_raises_and_restores_caller_state():
 def test_arch_spec_is_the_networks():
     from hipaug.config import ArchSpec
 
-    assert ArchSpec is V.ArchSpec and V.ArchSpec().width == 0.25
+    assert ArchSpec is V.ArchSpec
+    # One set of defaults: vgg16() builds what ArchSpec() describes, VGG-16 itself (width 1, 4096-unit FC).
+    import inspect
+
+    params = inspect.signature(V.vgg16).parameters
+    spec = V.ArchSpec()
+    assert (spec.width, spec.fc_width, spec.pretrained) == (1.0, 4096, "never")
+    for name in ("width", "fc_width", "batch_norm", "dropout", "pretrained", "dtype"):
+        assert params[name].default == getattr(spec, name), name

@@ -11,12 +11,14 @@
    `-p pelvic_dir` for your folders) unless an executed copy with the same key is in
    `_build/nbcache/<profile>/<source>/` (key = notebook text + parameters + data fingerprints +
    hipaug version + hipaug source hash); `source` is `phantom` or `custom-<fingerprint>`;
-3. the book's sources are mirrored into `_build/stage/<source>/`, with the executed notebooks
+3. every result of the step table is recorded in the results store (`Pipeline.produce`: the
+   chapters computed them, so the store is the one `hipaug reproduce --ablations` writes);
+4. the book's sources are mirrored into `_build/stage/<source>/`, with the executed notebooks
    and the generated pages (annotated paper, findings, the front page's data summary,
    performance appendix) in its `book/generated/`: books on different data share no page; the
    staged notebooks have their parameter cells tagged `remove-cell` (`hipaug.book.chapter`: a
    page shows the values it ran with once, the downloadable `.ipynb` keeps both cells);
-4. `jupyter-book build -W` renders the stage (execution off, warnings fatal) and the HTML
+5. `jupyter-book build -W` renders the stage (execution off, warnings fatal) and the HTML
    replaces the output folder only when the build succeeded: `_build/html` for the phantom,
    `_build/html-<source>` for your folders, or `--out DIR`.
 
@@ -188,7 +190,7 @@ def generate_pages(root: Path, profile: str, out: Path, results_dir: Path | None
 
 def front_page_summary(pipe) -> str:
     """The front page's statement of the data this build shows."""
-    from hipaug.book.notebook import data_summary_text
+    from hipaug.book.chapter import data_summary_text
 
     tail = ("Every chapter, Table VIII ({ref}`table8`) and the verdicts ({ref}`findings`) of this build are "
             "measured on these data.")
@@ -205,7 +207,7 @@ def replace_tree(src: Path, dst: Path, build: Path) -> None:
     dst = dst.absolute()
     if dst.exists() and not dst.is_dir():
         raise ConfigError(f"--out {dst}: exists and is not a folder")
-    ours = (dst.parent == build.absolute() and (dst.name == "html" or dst.name.startswith("html-custom-"))) or \
+    ours = (dst.parent == build.absolute() and (dst.name == "html" or dst.name.startswith(("html-custom-", "html-fracatlas-")))) or \
         (dst / MARKER).is_file()
     if dst.is_dir() and any(dst.iterdir()) and not ours:
         raise ConfigError(f"--out {dst}: a non-empty folder that is not a hipaug book (no {MARKER}); "
@@ -264,9 +266,18 @@ def build(args: argparse.Namespace) -> Path | None:
     from hipaug.core.artifacts import default_root
     from hipaug.pipeline import Pipeline, default_results_root
 
+    if args.fracatlas is not None:
+        if args.limb_dir or args.pelvic_dir:
+            raise ConfigError("give either --fracatlas SRC or --limb-dir/--pelvic-dir, not both")
+        from hipaug.pipeline.editions import FRACATLAS_PROFILE, fracatlas_folders
+
+        args.profile = args.profile or FRACATLAS_PROFILE
+        load_profile(args.profile)
+        args.limb_dir, args.pelvic_dir = fracatlas_folders(args.fracatlas)  # imported once into the artifact store
+    args.profile = args.profile or "default"
     load_profile(args.profile)  # fail fast on an unknown profile
     if args.executor is not None:
-        from hipaug.pipeline.grid import executor_kwargs
+        from hipaug.pipeline.executors import executor_kwargs
 
         executor_kwargs(args.executor)  # fail fast on a malformed --executor
     root = find_project()
@@ -292,6 +303,9 @@ def build(args: argparse.Namespace) -> Path | None:
         normalise_references(refs)
         print(f"[book] wrote {len(refs)} nbval references to {args.nbval_refs}")
         return None
+    # The results store holds every result of the step table, as `hipaug reproduce --ablations` writes it: the
+    # chapters built them (this only records what they computed), so both stores are the same files and bytes.
+    pipe.produce(("results", "ablations"))
     from hipaug.book.pages import refresh_bib
 
     refresh_bib(root)  # book/references.bib is a source: refresh it before it is mirrored
@@ -315,9 +329,11 @@ def build(args: argparse.Namespace) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hipaug.book", description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", default="default", help="profile the notebooks run with (default: %(default)s)")
+    ap.add_argument("--profile", help="profile the notebooks run with (default: default; fracatlas with --fracatlas)")
     ap.add_argument("--limb-dir", type=Path, help="your limb dataset folder (default: phantom radiographs)")
     ap.add_argument("--pelvic-dir", type=Path, help="your pelvic dataset folder (default: phantom radiographs)")
+    ap.add_argument("--fracatlas", type=Path, metavar="SRC", help="the FracAtlas release (FracAtlas.zip or its folder): "
+                    "the book on its limb and hip radiographs (_build/html-fracatlas-<fingerprint>)")
     ap.add_argument("--out", type=Path, help="HTML folder (default: _build/html for the phantom, "
                     "_build/html-custom-<fingerprint> for your folders)")
     ap.add_argument("--force", action="store_true", help="re-execute every notebook")

@@ -47,13 +47,35 @@ def stage_notebook(src: Path, dst: Path) -> None:
     write_if_changed(dst, nbformat.writes(nb) + "\n")
 
 
-def _data_row(pipe, kind: str) -> str:
+def data_facts(pipe, kind: str) -> dict:
+    """What a page says of one data set (limb or pelvic): its folder, fingerprint, counts and skipped files."""
     ds, user_dir = getattr(pipe, kind), getattr(pipe, f"{kind}_dir")
-    folder = f"`{user_dir}`" if user_dir is not None else "built-in phantom"
-    counts = ", ".join(f"`{c}` {n}" for c, n in ds.class_counts().items())
-    skipped = f"; {len(ds.skipped)} unreadable files skipped" if ds.skipped else ""
-    return (f"| {kind} data | {folder}, fingerprint `{ds.fingerprint[:12]}`, {len(ds)} images in "
-            f"{len(ds.class_names)} classes ({counts}){skipped} |")
+    return {"folder": f"`{user_dir}`" if user_dir is not None else "built-in phantom",
+            "fingerprint": ds.fingerprint[:12], "images": len(ds), "classes": len(ds.class_names),
+            "counts": ", ".join(f"`{c}` {n}" for c, n in ds.class_counts().items()), "skipped": len(ds.skipped)}
+
+
+def _data_row(pipe, kind: str) -> str:
+    f = data_facts(pipe, kind)
+    skipped = f"; {f['skipped']} unreadable files skipped" if f["skipped"] else ""
+    return (f"| {kind} data | {f['folder']}, fingerprint `{f['fingerprint']}`, {f['images']} images in "
+            f"{f['classes']} classes ({f['counts']}){skipped} |")
+
+
+def data_summary_text(pipe) -> str:
+    """Markdown naming the data a build shows (the front page): folders, fingerprints, classes and counts."""
+    rows, classes = [], []
+    for kind in ("limb", "pelvic"):
+        f = data_facts(pipe, kind)
+        skipped = f" ({f['skipped']} unreadable files skipped)" if f["skipped"] else ""
+        rows.append(f"| {kind} | {f['folder']} | `{f['fingerprint']}` | {f['images']}{skipped} | {f['classes']} |")
+        # A line per set rather than a table column: a set may have many classes.
+        classes.append(f"- {kind} images per class: {f['counts']}")
+    what = "the built-in phantom radiographs" if pipe.source == "phantom" else "your radiographs"
+    return "\n".join([
+        f"**Data shown:** {what}; profile `{pipe.profile.name}`, seed {pipe.seed}, results store "
+        f"`{pipe.profile.name}/{pipe.source}`.", "",
+        "| set | folder | fingerprint | images | classes |", "|---|---|---|---|---|", *rows, "", *classes, ""])
 
 
 def ran_with(pipe) -> str:

@@ -21,7 +21,7 @@ from hipaug.core import write_if_changed
 
 PIPELINE_PNG = "front_pipeline.png"
 HEADLINE_PNG = "front_headline.png"
-CONDITIONS = ("without_gan", "with_gan")  # the pair Table VIII compares, in the order drawn
+HEADLINE_PAIR = ("without_gan", "with_gan")  # the pair Table VIII compares, in the order drawn
 SOURCES = ("paper", "run")  # the paper's Table VIII, this build's run
 DPI = 150  # sharp on high-density screens; the page scales the figures to its text column
 PIPELINE_SIZE = (7.2, 3.9)  # inches: about the text column's width, so 8-10 pt text reads at that size
@@ -52,7 +52,7 @@ def _confidence(store: dict[str, Any], profile: str) -> float:
     return 1.0 - load_profile(profile).quality.alpha
 
 
-def run_label(store: dict[str, Any], profile: str) -> str:
+def store_label(store: dict[str, Any], profile: str) -> str:
     """'profile, source' of the run, for axis labels."""
     run = store.get("run", {})
     return f"{run.get('profile', profile)}, {run.get('source', 'phantom')}"
@@ -74,13 +74,13 @@ def headline(store: dict[str, Any], level: float) -> pd.DataFrame:
     from hipaug.paper import TABLE8, TABLE8_FOLDS
 
     rows = []
-    for c in CONDITIONS:
+    for c in HEADLINE_PAIR:
         for m in PAPER_METRICS:
             mean, sd = TABLE8[c][m]
             rows.append(("paper", c, m, mean, *_t_interval(mean, sd, TABLE8_FOLDS, level), TABLE8_FOLDS))
     folds = store.get("table8_folds")
     if isinstance(folds, pd.DataFrame) and "condition" in folds:
-        for c in CONDITIONS:
+        for c in HEADLINE_PAIR:
             for m in PAPER_METRICS:
                 v = folds.loc[folds["condition"] == c, m].dropna().to_numpy(float) * 100 if m in folds else []
                 if len(v):
@@ -199,7 +199,7 @@ def headline_figure(df: pd.DataFrame, label: str):
     offsets = {"without_gan": -0.12, "with_gan": 0.12}
     for ax, m in zip(axes, PAPER_METRICS):
         for i, src in enumerate(SOURCES):
-            for c in CONDITIONS:
+            for c in HEADLINE_PAIR:
                 r = df[(df["source"] == src) & (df["condition"] == c) & (df["metric"] == m)]
                 if r.empty:
                     continue
@@ -298,7 +298,7 @@ def verdicts_text(root: Path, store: dict[str, Any]) -> str:
              f"({{ref}}`findings` gives each with its tests): "
              + ", ".join(f"{badge(v)} {n}" for v, n in counts.items()) + ".", ""]
     for r in evaluated:
-        if any(t.result == "table8_folds" and {t.a, t.b} == set(CONDITIONS) for t in r.claim.tests):
+        if any(t.result == "table8_folds" and {t.a, t.b} == set(HEADLINE_PAIR) for t in r.claim.tests):
             lines.append(f"- {r.claim.title}: {badge(r.verdict)} {short_reason(r.reason)}.")
     return "\n".join(lines)
 
@@ -336,7 +336,7 @@ def front_markdown(root: Path, profile: str, results_dir: Path, store: dict[str,
         "for the paper (from its SD) and this run. The last column gives the paper's difference with the verdict of "
         f"its paired t-test, and this run's difference with the {level * 100:g}% CI and p value of the corrected "
         "resampled t-test, which allows for the folds sharing training images.", "",
-        _figure(HEADLINE_PNG, "front-headline", headline_alt(df, run_label(store, profile)), caption),
+        _figure(HEADLINE_PNG, "front-headline", headline_alt(df, store_label(store, profile)), caption),
         headline_table(df, differences(store)), "",
         verdicts_text(root, store), ""])
 
@@ -352,7 +352,7 @@ def write_front(root: Path, out: Path, profile: str, results_dir: Path | None = 
     df = headline(store, level) if "table8_folds" in store else None
     if df is not None:
         written.append(out / HEADLINE_PNG)
-        write_if_changed(written[-1], png_bytes(headline_figure(df, run_label(store, profile)), DPI))
+        write_if_changed(written[-1], png_bytes(headline_figure(df, store_label(store, profile)), DPI))
     text = front_markdown(root, profile, results_dir, store, details, df, level)
     write_if_changed(out / "front.md", text)
     return [*written, out / "front.md"]

@@ -33,7 +33,7 @@ def check_parameters(profile, seed, device, executor=None, **paths) -> int | Non
 
         resolve_device(device)  # an unknown device or CUDA without a GPU fails here, not mid-training
     if executor is not None:
-        from hipaug.pipeline.grid import EXECUTOR_SPECS, executor_kwargs
+        from hipaug.pipeline.executors import EXECUTOR_SPECS, executor_kwargs
 
         if not isinstance(executor, str):
             raise bad("executor", executor, f"{EXECUTOR_SPECS} (str)")
@@ -95,23 +95,6 @@ def card_markdown(pipe: Pipeline, ds, which: str):
     if user_dir is None and ds.root is not None:
         card = dataclasses.replace(card, root=f"phantom ({ds.root.parent.parent.name}/{ds.root.parent.name} in the artifact cache)")
     return Markdown(card.to_markdown())
-
-
-def data_summary_text(pipe: Pipeline) -> str:
-    """Markdown naming the data a page shows: folders, fingerprints, classes and counts."""
-    rows, classes = [], []
-    for kind, user_dir in (("limb", pipe.limb_dir), ("pelvic", pipe.pelvic_dir)):
-        ds = getattr(pipe, kind)
-        folder = f"`{user_dir}`" if user_dir is not None else "built-in phantom"
-        skipped = f" ({len(ds.skipped)} unreadable files skipped)" if ds.skipped else ""
-        rows.append(f"| {kind} | {folder} | `{ds.fingerprint[:12]}` | {len(ds)}{skipped} | {len(ds.class_names)} |")
-        # A line per set rather than a table column: a set may have many classes.
-        classes.append(f"- {kind} images per class: " + ", ".join(f"`{c}` {n}" for c, n in ds.class_counts().items()))
-    what = "the built-in phantom radiographs" if pipe.source == "phantom" else "your radiographs"
-    return "\n".join([
-        f"**Data shown:** {what}; profile `{pipe.profile.name}`, seed {pipe.seed}, results store "
-        f"`{pipe.profile.name}/{pipe.source}`.", "",
-        "| set | folder | fingerprint | images | classes |", "|---|---|---|---|---|", *rows, "", *classes, ""])
 
 
 def data_summary(pipe: Pipeline):

@@ -32,8 +32,9 @@ BIB_END = "% END generated: linMedicalDataAugmentation2019"
 
 
 # ------------------------------------------------------------------ command line and API
-CLI_COMMANDS = ([], ["phantom", "limb"], ["phantom", "pelvic"], ["data", "check"], ["train-gan"], ["sample"],
-                ["train-classifier"], ["filter"], ["reproduce"], ["literature"], ["claims"], ["profiles"])
+CLI_COMMANDS = ([], ["phantom", "limb"], ["phantom", "pelvic"], ["data", "check"], ["data", "fracatlas"],
+                ["data", "fetch"], ["train-gan"], ["sample"], ["train-classifier"], ["filter"], ["reproduce"],
+                ["literature"], ["claims"], ["profiles"])
 
 
 def cli_help() -> str:

@@ -130,7 +130,7 @@ def describe_pretrain(profile: Profile) -> str:
                     f"({describe_augment(cfg.augment or AugmentConfig())})")
     if "with_gan" in conds:
         sets.append(f"`with_gan` on the real images plus the synthetic images the realism filter keeps "
-                    f"(rule {profile.filter.rule})")
+                    f"(rule {profile.filter.rule.label})")
     if "unfiltered_gan" in conds:
         sets.append("`unfiltered_gan` on the real images plus as many synthetic images drawn without the filter")
     text = [f"**Pre-training**: {net}, learns the limb classes: " + "; ".join(sets) + "." if sets else
@@ -178,10 +178,10 @@ def describe_filter(profile: Profile) -> str:
     f, cfg = profile.filter, profile.filter_train
     if f.top_k is not None:
         rule = (f"keeps the {f.top_k} images per class with the highest probability of the class they were "
-                "generated for (rule " + f.rule + ")")
+                "generated for (rule " + f.rule.label + ")")
     else:
         rule = (f"keeps an image when it gives the class the image was generated for a probability of at least "
-                f"{_g(f.threshold)} (rule {f.rule})")
+                f"{_g(f.threshold)} (rule {f.rule.label})")
     if cfg.patience is None:
         train = f"{_n(cfg.epochs, 'epoch')}, no early stopping"
     else:
@@ -220,10 +220,10 @@ def describe_acgan(profile: Profile) -> str:
 def describe_ablation(profile: Profile) -> str:
     """Say which other selection rules the ablation re-runs `with_gan` under (`profile.ablation`)."""
     a = profile.ablation
-    rules = [f"p>={_g(t)}" for t in a.thresholds] + [f"top-{k}" for k in a.top_k]
+    rules = [r.label for r in a.rules]
     if not rules:
-        return f"This profile defines no ablation: `with_gan` runs only under its own rule ({profile.filter.rule})."
-    return (f"Besides the profile's rule ({profile.filter.rule}), `with_gan` is re-run with the rule"
+        return f"This profile defines no ablation: `with_gan` runs only under its own rule ({profile.filter.rule.label})."
+    return (f"Besides the profile's rule ({profile.filter.rule.label}), `with_gan` is re-run with the rule"
             f"{'s' if len(rules) > 1 else ''} {', '.join(rules)} (`p>=t`: a threshold on the probability of the "
             "generated class; `top-k`: the k best images per class), on the same folds.")
 
@@ -289,13 +289,13 @@ def describe_profile(profile: Profile) -> str:
     stop = (f"{_n(ft.epochs, 'epoch')}, no early stopping" if ft.patience is None
             else f"up to {_n(ft.epochs, 'epoch')}, early stopping after {ft.patience}")
     return (f"`{profile.name}`: {profile.image_size} px images; VGG-16 at width {_g(profile.arch.width)}; AC-GAN "
-            f"{_n(a.steps, 'step')} in batches of {a.batch_size}; filter {profile.filter.rule} on "
+            f"{_n(a.steps, 'step')} in batches of {a.batch_size}; filter {profile.filter.rule.label} on "
             f"{profile.filter.synthetic_per_class} synthetic images per class; {t.k_folds} folds × "
             f"{_n(t.repeats, 'repeat')}; fine-tuning {stop}.")
 
 
 def describe_operating_point(op: pd.DataFrame) -> str:
-    """Say whether the run met the profile's calibration targets (the `Pipeline.operating_point` table)."""
+    """Say whether the run met the profile's calibration targets (the `operating_point` result's table)."""
     if op.empty:
         return "This profile sets no operating point for this data, so there is nothing to check."
     missed = op.loc[~op["met"].astype(bool), "target"].tolist()
@@ -320,8 +320,11 @@ def describe_phantom(profile: Profile, source: str = "phantom") -> str:
     if op.without_gan_accuracy:
         lo, hi = op.without_gan_accuracy
         targets.append(f"`without_gan` mean fold accuracy between {_g(lo)} and {_g(hi)}")
-    if op.min_filter_accuracy is not None:
-        targets.append(f"filter accuracy on held-out real limb images of at least {_g(op.min_filter_accuracy)}")
+    if not op.empty:  # the filter is held to the verdicts' gate, the one threshold there is for it
+        from hipaug.evaluation.gates import GATES
+
+        targets.append(f"filter accuracy on held-out real limb images of at least {_g(GATES.min_filter_accuracy)} "
+                       "(the gate every verdict uses)")
     if op.min_gan_test_ratio is not None:
         targets.append(f"GAN-test accuracy at least {_g(op.min_gan_test_ratio)} × the filter's accuracy on real images")
     if targets:

@@ -56,7 +56,7 @@ class ImageDataset:
         arr = arr.astype(np.int64).reshape(-1)
         idx = torch.from_numpy(arr)
         ii = arr.tolist()
-        return _finalise(replace(
+        return finalise(replace(
             self,
             images=self.images[idx],
             labels=self.labels[idx],
@@ -82,11 +82,11 @@ def fingerprint_tensors(images: torch.Tensor, labels: torch.Tensor, class_names)
     return h.hexdigest()
 
 
-def _finalise(ds: ImageDataset) -> ImageDataset:
+def finalise(ds: ImageDataset) -> ImageDataset:
     return replace(ds, fingerprint=fingerprint_tensors(ds.images, ds.labels, ds.class_names))
 
 
-def _meta_frame(meta: pd.DataFrame | None, paths, labels_str, patient_ids) -> pd.DataFrame:
+def meta_frame(meta: pd.DataFrame | None, paths, labels_str, patient_ids) -> pd.DataFrame:
     """Put path, label, patient_id first, then the extra columns of `meta` in their order."""
     head = pd.DataFrame({"path": list(paths), "label": list(labels_str), "patient_id": list(patient_ids)})
     if meta is None:
@@ -133,8 +133,8 @@ def from_arrays(images, labels, class_names, patient_ids=None, meta=None, paths=
     patient_ids = tuple(map(str, patient_ids))
     if len(paths) != n or len(patient_ids) != n:
         raise DataError(f"{n} images but {len(paths)} paths and {len(patient_ids)} patient ids")
-    frame = _meta_frame(meta, paths, [class_names[i] for i in y.tolist()], patient_ids)
-    return _finalise(ImageDataset(x.contiguous(), y, class_names, paths, patient_ids, frame))
+    frame = meta_frame(meta, paths, [class_names[i] for i in y.tolist()], patient_ids)
+    return finalise(ImageDataset(x.contiguous(), y, class_names, paths, patient_ids, frame))
 
 
 def concat(*datasets: ImageDataset) -> ImageDataset:
@@ -150,7 +150,7 @@ def concat(*datasets: ImageDataset) -> ImageDataset:
         if d.image_size != first.image_size:
             raise DataError(f"concat: image sizes differ: {first.image_size} vs {d.image_size}")
     roots = {d.root for d in datasets}
-    return _finalise(ImageDataset(
+    return finalise(ImageDataset(
         images=torch.cat([d.images for d in datasets]).contiguous(),
         labels=torch.cat([d.labels for d in datasets]),
         class_names=tuple(first.class_names),

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from hipaug.data.dataset import _meta_frame
-from hipaug.data.images import IMAGE_EXTENSIONS, _is_dicom, _one_line
+from hipaug.data.dataset import meta_frame
+from hipaug.data.images import IMAGE_EXTENSIONS, is_dicom, one_line
 from hipaug.errors import DataError
 
 __all__ = ["MANIFEST_NAME"]
@@ -36,7 +36,7 @@ _IGNORED_NAMES = {"thumbs.db", "desktop.ini"}
 
 
 @dataclass
-class _Scan:
+class FolderScan:
     layout: str  # "manifest" | "folder"
     class_names: tuple[str, ...]  # sorted
     rel: list[str]  # candidate images (relative posix path, or absolute for outside root)
@@ -51,7 +51,7 @@ def _hidden(rel_parts) -> bool:
     return any(p.startswith(".") or p.lower() in _IGNORED_NAMES for p in rel_parts)
 
 
-def _scan_folder(root: Path) -> _Scan:
+def _scan_folder(root: Path) -> FolderScan:
     class_dirs, loose = [], []
     for p in sorted(root.iterdir()):
         if _hidden([p.name]):
@@ -78,26 +78,26 @@ def _scan_folder(root: Path) -> _Scan:
         for f in files:
             r = f.relative_to(root).as_posix()
             ext = f.suffix.lower()
-            if ext not in IMAGE_EXTENSIONS and not (ext == "" and _is_dicom(f)):
+            if ext not in IMAGE_EXTENSIONS and not (ext == "" and is_dicom(f)):
                 bad.append((len(rel), f"not an image file (extension {ext or 'none'!r}; expected {', '.join(IMAGE_EXTENSIONS)})"))
             rel.append(r), full.append(f), label.append(d.name)
     names = tuple(sorted(d.name for d in class_dirs))
     meta = pd.DataFrame({"path": rel, "label": label, "patient_id": rel})
-    return _Scan("folder", names, rel, full, label, meta, bad)
+    return FolderScan("folder", names, rel, full, label, meta, bad)
 
 
-def _scan_manifest(root: Path) -> _Scan:
+def _scan_manifest(root: Path) -> FolderScan:
     mpath = root / MANIFEST_NAME
     try:
         raw = mpath.read_bytes()
     except OSError as exc:
-        raise DataError(f"{mpath}: cannot read ({_one_line(exc)})") from None
+        raise DataError(f"{mpath}: cannot read ({one_line(exc)})") from None
     try:
         df = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, na_values=[""], skipinitialspace=True)
     except pd.errors.EmptyDataError:
         raise DataError(f"{mpath}: file is empty; expected a header 'path,label[,patient_id,...]'") from None
     except Exception as exc:
-        raise DataError(f"{mpath}: cannot parse CSV ({_one_line(exc)})") from None
+        raise DataError(f"{mpath}: cannot parse CSV ({one_line(exc)})") from None
     df.columns = [str(c).strip() for c in df.columns]
     if len(set(df.columns)) != len(df.columns):
         raise DataError(f"{mpath}: duplicate column names in header {list(df.columns)}")
@@ -143,12 +143,12 @@ def _scan_manifest(root: Path) -> _Scan:
         rel.append(r), full.append(f), label.append(lab), pids.append(pid if has_pid else r)
     meta = df.copy()
     meta["path"], meta["label"] = rel, label
-    meta = _meta_frame(meta, rel, label, pids)
-    return _Scan("manifest", tuple(sorted(set(label))), rel, full, label, meta, bad,
+    meta = meta_frame(meta, rel, label, pids)
+    return FolderScan("manifest", tuple(sorted(set(label))), rel, full, label, meta, bad,
                  manifest_sha=hashlib.sha256(raw).hexdigest())
 
 
-def _scan(root: Path) -> _Scan:
+def scan_folder(root: Path) -> FolderScan:
     if not root.exists():
         raise DataError(f"{root}: dataset folder does not exist")
     if not root.is_dir():

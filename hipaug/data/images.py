@@ -37,7 +37,7 @@ class BadImageError(ValueError):
     """An image file that cannot be used; the message is user-facing (one line, no file name)."""
 
 
-def _one_line(exc: BaseException | str, limit: int = 240) -> str:
+def one_line(exc: BaseException | str, limit: int = 240) -> str:
     """Collapse a message (or 'ExcType: message') to one line of at most `limit` characters."""
     text = " ".join(str(exc).split())
     if isinstance(exc, BaseException):
@@ -45,7 +45,7 @@ def _one_line(exc: BaseException | str, limit: int = 240) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _is_dicom(path: Path) -> bool:
+def is_dicom(path: Path) -> bool:
     if path.suffix.lower() in DICOM_EXTENSIONS:
         return True
     try:
@@ -65,7 +65,7 @@ def read_image(path: str | Path) -> tuple[np.ndarray, int]:
     loader turns those into one-line DataErrors naming the file.
     """
     path = Path(path)
-    if _is_dicom(path):
+    if is_dicom(path):
         return _decode_dicom(path)
     return _decode_pillow(path)
 
@@ -152,11 +152,11 @@ def _decode_dicom(path: Path) -> tuple[np.ndarray, int]:
         try:  # some writers omit the 128-byte preamble and 'DICM' magic
             ds = pydicom.dcmread(path, force=True)
         except Exception as exc:
-            raise BadImageError(f"not a readable DICOM file ({_one_line(exc)})") from None
+            raise BadImageError(f"not a readable DICOM file ({one_line(exc)})") from None
         if "PixelData" not in ds:
             raise BadImageError("not a DICOM file (no 'DICM' header and no pixel data)")
     except Exception as exc:
-        raise BadImageError(f"not a readable DICOM file ({_one_line(exc)})") from None
+        raise BadImageError(f"not a readable DICOM file ({one_line(exc)})") from None
     if "PixelData" not in ds:
         raise BadImageError("DICOM file has no pixel data")
     try:
@@ -164,7 +164,7 @@ def _decode_dicom(path: Path) -> tuple[np.ndarray, int]:
     except Exception as exc:
         ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         name = getattr(ts, "name", ts)
-        raise BadImageError(f"cannot decode DICOM pixel data (transfer syntax {name}; {_one_line(exc)})") from None
+        raise BadImageError(f"cannot decode DICOM pixel data (transfer syntax {name}; {one_line(exc)})") from None
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     spp = int(ds.get("SamplesPerPixel", 1) or 1)
     bits = int(ds.get("BitsStored", 0) or ds.get("BitsAllocated", 0) or 8 * arr.dtype.itemsize)
@@ -223,11 +223,11 @@ def resize_pad(arr: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def _decode_reason(exc: BaseException) -> str:
+def decode_reason(exc: BaseException) -> str:
     """Turn a decoder's exception into the one-line reason the loader reports for the file."""
     msg = str(exc)
     if isinstance(exc, BadImageError):
-        return _one_line(msg)  # our own messages are already user-facing
+        return one_line(msg)  # our own messages are already user-facing
     if isinstance(exc, OSError) and "truncated" in msg.lower():
-        return f"truncated image ({_one_line(exc)})"
-    return f"cannot decode image ({_one_line(exc)})"
+        return f"truncated image ({one_line(exc)})"
+    return f"cannot decode image ({one_line(exc)})"

@@ -31,9 +31,9 @@ import numpy as np
 import torch
 
 from hipaug.core import atomic_torch_save, check_image_size, progress, torch_load
-from hipaug.data.dataset import ImageDataset, _finalise
-from hipaug.data.folders import MANIFEST_NAME, _Scan, _scan
-from hipaug.data.images import _decode_reason, read_image, resize_pad
+from hipaug.data.dataset import ImageDataset, finalise
+from hipaug.data.folders import MANIFEST_NAME, FolderScan, scan_folder
+from hipaug.data.images import decode_reason, read_image, resize_pad
 from hipaug.errors import ConfigError, DataError
 
 __all__ = ["LOADER_VERSION", "CACHE_DIRNAME", "load_dataset"]
@@ -60,7 +60,7 @@ def _cache_dirs(root: Path) -> list[Path]:
     return dirs
 
 
-def _cache_key(root: Path, scan: _Scan, stats, image_size: int, on_error: str) -> tuple[str, str]:
+def _cache_key(root: Path, scan: FolderScan, stats, image_size: int, on_error: str) -> tuple[str, str]:
     import PIL
     import pydicom
 
@@ -102,7 +102,7 @@ def _cache_write(dirs: list[Path], prefix: str, name: str, blob: dict) -> Path |
     warnings.warn(f"hipaug: could not write a decoded-image cache in any of {', '.join(map(str, dirs))}", stacklevel=3)
     return None
 
-def _file_stats(scan: _Scan) -> list:
+def _file_stats(scan: FolderScan) -> list:
     """[size, mtime_ns] of every listed file (None when it cannot be read): part of the cache key."""
     stats = []
     for f in scan.full:
@@ -114,7 +114,7 @@ def _file_stats(scan: _Scan) -> list:
     return stats
 
 
-def _from_cache(blob: dict, scan: _Scan):
+def _from_cache(blob: dict, scan: FolderScan):
     """(ok, images, skipped, source) from a cache entry, or None if it names files the scan lacks."""
     pos = {r: i for i, r in enumerate(scan.rel)}
     if not all(r in pos for r in blob["paths"]):
@@ -123,13 +123,13 @@ def _from_cache(blob: dict, scan: _Scan):
             [tuple(s) for s in blob["source"]])
 
 
-def _where(root: Path, scan: _Scan, i: int) -> str:
+def _where(root: Path, scan: FolderScan, i: int) -> str:
     """The path of candidate `i` as the user knows it (absolute manifest paths stay absolute)."""
     p = Path(scan.rel[i])
     return str(p if p.is_absolute() else root / p)
 
 
-def _decode_all(root: Path, scan: _Scan, bad: dict, image_size: int, on_error: str):
+def _decode_all(root: Path, scan: FolderScan, bad: dict, image_size: int, on_error: str):
     """Decode and resize every candidate the scan did not reject; return (ok, images, skipped, source)."""
     todo = [i for i in range(len(scan.rel)) if i not in bad]
     buf = np.empty((len(todo), image_size, image_size), dtype=np.float32)
@@ -139,7 +139,7 @@ def _decode_all(root: Path, scan: _Scan, bad: dict, image_size: int, on_error: s
             arr, bits = read_image(scan.full[i])
             img = resize_pad(arr, image_size)
         except Exception as exc:
-            reason = _decode_reason(exc)
+            reason = decode_reason(exc)
             if on_error == "raise":
                 raise DataError(f"{_where(root, scan, i)}: {reason}") from None
             skipped_at[i] = reason
@@ -152,7 +152,7 @@ def _decode_all(root: Path, scan: _Scan, bad: dict, image_size: int, on_error: s
     return ok, images, skipped, source
 
 
-def _class_names(root: Path, scan: _Scan, ok: list[int], skipped: list, min_classes: int) -> tuple[str, ...]:
+def _class_names(root: Path, scan: FolderScan, ok: list[int], skipped: list, min_classes: int) -> tuple[str, ...]:
     """The classes after skipping; DataError when one lost every image or fewer than `min_classes` remain."""
     n = len(scan.rel)
     names = tuple(c for c in scan.class_names if c)
@@ -180,7 +180,7 @@ def load_dataset(root: str | Path, image_size: int = 64, on_error: str = "raise"
     if on_error not in _ON_ERROR:
         raise ConfigError(f"on_error={on_error!r} is not one of {', '.join(_ON_ERROR)}")
     root = Path(root).expanduser()
-    scan = _scan(root)
+    scan = scan_folder(root)
     bad = dict(scan.bad)
     if bad and on_error == "raise":
         i = min(bad)
@@ -204,7 +204,7 @@ def load_dataset(root: str | Path, image_size: int = 64, on_error: str = "raise"
     index = {c: j for j, c in enumerate(names)}
     labels = torch.tensor([index[scan.label[i]] for i in ok], dtype=torch.long)
     meta = scan.meta.iloc[ok].reset_index(drop=True)
-    return _finalise(ImageDataset(
+    return finalise(ImageDataset(
         images=images.contiguous(), labels=labels, class_names=names,
         paths=tuple(scan.rel[i] for i in ok),
         patient_ids=tuple(meta["patient_id"].astype(str)),

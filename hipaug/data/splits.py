@@ -11,7 +11,7 @@ import numpy as np
 from hipaug.data.dataset import ImageDataset
 from hipaug.errors import ConfigError, DataError
 
-__all__ = ["patient_kfold", "patient_split"]
+__all__ = ["fold_table", "patient_kfold", "patient_split"]
 
 
 def _check_patients_per_class(ds: ImageDataset, n_splits: int, what: str) -> None:
@@ -66,3 +66,17 @@ def patient_split(ds: ImageDataset, val_fraction: float = 0.2, seed: int = 0) ->
     n_splits = max(2, int(round(1.0 / vf)))
     _check_patients_per_class(ds, n_splits, f"the {n_splits} groups needed for val_fraction={vf:g}")
     return _group_folds(ds, n_splits, seed)[0]
+
+
+def fold_table(ds: ImageDataset, folds: list[tuple[np.ndarray, np.ndarray]], positive: str):
+    """One row per fold: training and test images, the test fold's share of `positive`, patients on both sides (a DataFrame)."""
+    import pandas as pd
+
+    pos = ds.class_names.index(positive)
+    rows = []
+    for i, (tr, te) in enumerate(folds):
+        shared = {ds.patient_ids[j] for j in tr} & {ds.patient_ids[j] for j in te}
+        rows.append({"fold": i, "train": len(tr), "test": len(te),
+                     "test fracture share": round(float((ds.labels[te] == pos).float().mean()), 3),
+                     "patients in both": len(shared)})
+    return pd.DataFrame(rows)

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from hipaug.core import progress
-from hipaug.data.dataset import ImageDataset, _meta_frame
+from hipaug.data.dataset import ImageDataset, meta_frame
 from hipaug.data.folders import MANIFEST_NAME
 from hipaug.errors import ConfigError, DataError
 
@@ -101,5 +101,5 @@ def write_dataset(ds: ImageDataset, out_dir: str | Path) -> Path:
     rel_paths = [f"{ds.class_names[y]}/{st}.png" for y, st in zip(labels, stems)]
     for c in ds.class_names:
         _check_class_dirname(c)
-    frame = _meta_frame(ds.meta, rel_paths, [ds.class_names[i] for i in labels], ds.patient_ids)
+    frame = meta_frame(ds.meta, rel_paths, [ds.class_names[i] for i in labels], ds.patient_ids)
     return write_image_folder(out_dir, to_uint8(ds.images[:, 0]), rel_paths, frame, folders=ds.class_names)

@@ -41,7 +41,7 @@ class EvaluationError(HipaugError, ValueError):
     """Inputs to an evaluation function cannot be used (one line naming the argument)."""
 
 
-def _as_1d(x: Any, name: str) -> np.ndarray:
+def as_1d(x: Any, name: str) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     a = np.asarray(x)
@@ -67,7 +67,7 @@ def binarize(
     if positive not in names:
         raise EvaluationError(f"positive={positive!r} is not one of class_names {names}")
     idx = names.index(positive)
-    lab = _as_1d(labels, "labels").astype(np.int64)
+    lab = as_1d(labels, "labels").astype(np.int64)
     p = probs.detach().cpu().numpy() if isinstance(probs, torch.Tensor) else np.asarray(probs)
     if p.ndim != 2 or p.shape[1] != len(names) or p.shape[0] != lab.shape[0]:
         raise EvaluationError(f"probs must have shape ({lab.shape[0]}, {len(names)}), got {p.shape}")
@@ -75,8 +75,8 @@ def binarize(
 
 
 def _check_binary(y_true: Any, y_score: Any) -> tuple[np.ndarray, np.ndarray]:
-    yt = _as_1d(y_true, "y_true")
-    ys = _as_1d(y_score, "y_score").astype(np.float64)
+    yt = as_1d(y_true, "y_true")
+    ys = as_1d(y_score, "y_score").astype(np.float64)
     if yt.shape[0] != ys.shape[0]:
         raise EvaluationError(f"y_true has {yt.shape[0]} items but y_score has {ys.shape[0]}")
     if yt.shape[0] == 0:
@@ -141,7 +141,7 @@ def roc_points(y_true: Any, y_score: Any, drop_intermediate: bool = True) -> pd.
 
 
 
-def _check_columns(df: pd.DataFrame, cols: Sequence[str], what: str) -> None:
+def check_columns(df: pd.DataFrame, cols: Sequence[str], what: str) -> None:
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise EvaluationError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")
@@ -154,7 +154,7 @@ def summarize(folds: pd.DataFrame, metrics: Sequence[str] = METRICS, by: str = "
     order of first appearance. With repeated CV (several rows per fold) the SD is over all rows.
     """
     metrics = list(metrics)
-    _check_columns(folds, [by, *metrics], "folds")
+    check_columns(folds, [by, *metrics], "folds")
     g = folds.groupby(by, sort=False)[metrics]
     parts = {"mean": g.mean(), "sd": g.std(ddof=1), "n": g.count()}
     out = pd.concat(parts, axis=1).swaplevel(0, 1, axis=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,25 @@ from sklearn.metrics import accuracy_score, pairwise_distances_chunked, recall_s
 from sklearn.model_selection import train_test_split
 from sklearn.neighbors import NearestNeighbors
 
-from hipaug.evaluation.metrics import EvaluationError, _as_1d
+from hipaug.errors import ConfigError
+from hipaug.evaluation.metrics import EvaluationError, as_1d
+
+
+@dataclass(frozen=True)
+class QualitySpec:
+    """How the GAN's samples and the paired comparisons are measured (a profile's `quality` section)."""
+
+    pr_k: int = 3  # k of the k-NN manifolds for improved precision/recall
+    n_boot: int = 5000  # bootstrap resamples for CIs of mean differences
+    alpha: float = 0.05  # significance level of the paired tests
+    # The synthetic sets a GAN-train classifier (the filter's recipe) is trained on: "unfiltered"
+    # (every sample: Shmelkov et al.'s measure of the generator) and "filtered" (the accepted ones).
+    gan_train_on: tuple[str, ...] = ("unfiltered", "filtered")
+
+    def __post_init__(self) -> None:
+        bad = sorted(set(self.gan_train_on) - {"unfiltered", "filtered"})
+        if bad:
+            raise ConfigError(f"quality.gan_train_on has {bad[0]!r}; use unfiltered and/or filtered")
 
 
 def _feats(x: Any, name: str, min_rows: int = 2) -> np.ndarray:
@@ -151,7 +170,7 @@ def class_diversity(
     Classes larger than `max_per_class` are subsampled (seeded) to bound the O(N^2) cost.
     """
     f = _feats(feats, "feats", 1)
-    lab = _as_1d(labels, "labels")
+    lab = as_1d(labels, "labels")
     if lab.shape[0] != f.shape[0]:
         raise EvaluationError(f"feats has {f.shape[0]} rows but labels has {lab.shape[0]}")
     rng = np.random.default_rng(seed)
@@ -195,7 +214,7 @@ def real_vs_real_baseline(
     This is the floor a generator's score should be compared to; note each half has N/2 samples.
     """
     f = _feats(feats, "feats", 4)
-    strat = None if labels is None else _as_1d(labels, "labels")
+    strat = None if labels is None else as_1d(labels, "labels")
     if strat is not None and strat.shape[0] != f.shape[0]:
         raise EvaluationError(f"feats has {f.shape[0]} rows but labels has {strat.shape[0]}")
     try:
@@ -214,7 +233,7 @@ def gan_test_accuracy(
     High GAN-test alone can hide collapse: report diversity/recall beside it.
     """
     p = probs.detach().cpu().numpy() if isinstance(probs, torch.Tensor) else np.asarray(probs)
-    lab = _as_1d(intended_labels, "intended_labels").astype(np.int64)
+    lab = as_1d(intended_labels, "intended_labels").astype(np.int64)
     if p.ndim != 2 or p.shape[0] != lab.shape[0]:
         raise EvaluationError(f"probs must have shape ({lab.shape[0]}, C), got {p.shape}")
     c = p.shape[1]

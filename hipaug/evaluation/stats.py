@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from hipaug.evaluation.metrics import METRICS, EvaluationError, _check_columns
+from hipaug.evaluation.metrics import METRICS, EvaluationError, check_columns
 
 PAIR_EXTRA_KEYS = ("repeat", "seed")  # also matched on when present (repeated cross-validation)
 
@@ -27,7 +27,7 @@ def _pair(
 ) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     keys = [pair_on] if isinstance(pair_on, str) else list(pair_on)
     keys += [k for k in PAIR_EXTRA_KEYS if k in folds.columns and k not in keys and k != by]
-    _check_columns(folds, [by, metric, *keys], "folds")
+    check_columns(folds, [by, metric, *keys], "folds")
     notes: list[str] = []
     sides = {}
     for cond in (a, b):
@@ -268,7 +268,7 @@ def training_stability(history: pd.DataFrame, by: str = "condition") -> pd.DataF
     A protocol that settles changes little between late epochs; one that oscillates jumps by
     tens of points. Runs are told apart by `repeat` and `fold` when present.
     """
-    _check_columns(history, [by, "epoch", "val_acc"], "history")
+    check_columns(history, [by, "epoch", "val_acc"], "history")
     runs = [k for k in ("repeat", "fold") if k in history.columns]
     rows = []
     for key, run in history.sort_values("epoch").groupby([by, *runs], sort=False):

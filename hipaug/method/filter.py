@@ -2,17 +2,17 @@
 scores every AC-GAN image, and only images it confidently assigns to the class they were
 generated for are kept.
 
-The paper says the classifier's predictions select "realistic images" but not the rule;
-hipaug keeps an image when P(generated class) >= `threshold` or, alternatively, the `top_k`
-best-scored images per class. The rule is an explicit parameter with no default here: each
-profile's `filter` section sets it (`rule_for`), and it is not the paper's.
+The paper says the classifier's predictions select "realistic images" but not the rule.
+A `Rule` keeps an image when P(generated class) >= `threshold`, or keeps the `top_k`
+best-scored images of each class; it is a value with its check, its label and its selection,
+and no default: each profile's `filter` section sets one (`FilterSpec.rule`), and it is not the
+paper's. `AblationSpec` lists the other rules chapter 6 compares.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,82 @@ from hipaug.data import ImageDataset, write_dataset
 from hipaug.errors import ConfigError, DataError
 
 
+def check_rule(threshold, top_k, where: str = "") -> None:
+    """Raise a one-line ConfigError unless exactly one of threshold (in [0, 1]) and top_k (>= 1) is set.
+
+    `where` prefixes the field names with the profile section they come from (e.g. "filter.").
+    """
+    if (threshold is None) == (top_k is None):
+        # No silent default: a hidden value here once disagreed with every profile's rule.
+        raise ConfigError(f"{where.rstrip('.') or 'filter rule'}: set exactly one of threshold and top_k (the other to null)")
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                  or not 0.0 <= threshold <= 1.0):
+        raise ConfigError(f"{where}threshold={threshold} must be in [0, 1]")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ConfigError(f"{where}top_k={top_k} must be an integer >= 1")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Which synthetic images the filter keeps: P(generated class) >= threshold, or the top_k best per class."""
+
+    threshold: float | None = None  # keep if P(generated class) >= threshold (None: use top_k)
+    top_k: int | None = None  # keep the k best-scored images of each class (None: use threshold)
+
+    def __post_init__(self) -> None:
+        check_rule(self.threshold, self.top_k)
+
+    @property
+    def label(self) -> str:
+        """The rule in a few characters, as tables and figures show it: 'p>=0.9' or 'top-15'."""
+        return f"top-{self.top_k}" if self.top_k is not None else f"p>={self.threshold:g}"
+
+    def select(self, scores: pd.DataFrame) -> np.ndarray:
+        """The boolean mask of the rows of `scores` (see `score_probs`) the rule accepts."""
+        if self.top_k is not None:
+            rank = scores.groupby("generated_class")["p_generated"].rank(ascending=False, method="first")
+            return (rank <= self.top_k).to_numpy()
+        return (scores["p_generated"] >= self.threshold).to_numpy()
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    """The realism filter: how many synthetic images to draw and which to keep."""
+
+    synthetic_per_class: int = 150  # AC-GAN samples drawn per limb class (paper: unknown)
+    threshold: float | None = 0.9  # keep if P(generated class) >= threshold (paper's rule unknown)
+    top_k: int | None = None  # alternatively keep the k best per class (set threshold to null)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.synthetic_per_class, int) or self.synthetic_per_class < 1:
+            raise ConfigError(f"filter.synthetic_per_class={self.synthetic_per_class!r} must be an integer >= 1")
+        check_rule(self.threshold, self.top_k, "filter.")
+
+    @property
+    def rule(self) -> Rule:
+        """The selection rule of this profile."""
+        return Rule(self.threshold, self.top_k)
+
+
+@dataclass(frozen=True)
+class AblationSpec:
+    """Beyond the paper: other selection rules for the with-GAN condition (chapter 6)."""
+
+    thresholds: tuple[float, ...] = (0.5, 0.99)  # alternative acceptance thresholds
+    top_k: tuple[int, ...] = ()  # keep the k best per class (varies the number of synthetic images)
+
+    def __post_init__(self) -> None:
+        for t in self.thresholds:
+            check_rule(t, None, "ablation.thresholds: ")
+        for k in self.top_k:
+            check_rule(None, k, "ablation.top_k: ")
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        """The ablation's rules: every threshold, then every top-k."""
+        return tuple(Rule(threshold=t) for t in self.thresholds) + tuple(Rule(top_k=k) for k in self.top_k)
+
+
 @dataclass(frozen=True)
 class FilterResult:
     """Scores of every synthetic image, the selection and its acceptance rates."""
@@ -30,29 +106,22 @@ class FilterResult:
     scores: pd.DataFrame  # one row per synthetic image: path, generated_class, p_generated, predicted_class, p_max, accepted
     acceptance: pd.DataFrame  # per class: generated, accepted, rate, mean_p_generated
     selected: ImageDataset  # the accepted images (class names = the synthetic set's)
-    threshold: float | None  # the rule used (None when top_k)
-    top_k: int | None  # the rule used (None when threshold)
+    rule: Rule  # the rule applied
+
+    @property
+    def threshold(self) -> float | None:
+        return self.rule.threshold
+
+    @property
+    def top_k(self) -> int | None:
+        return self.rule.top_k
 
 
-def check_rule(threshold: float | None, top_k: int | None) -> tuple[float | None, int | None]:
-    """Validate the selection rule: exactly one of threshold and top_k."""
-    if threshold is not None and top_k is not None:
-        raise ConfigError("give either threshold or top_k, not both")
-    if top_k is None and threshold is None:
-        # No silent default: a hidden value here once disagreed with every profile's rule.
-        raise ConfigError("give threshold or top_k (a profile's `filter` section sets one; see rule_for)")
-    if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
-        raise ConfigError(f"threshold={threshold} must be in [0, 1]")
-    if top_k is not None and int(top_k) < 1:
-        raise ConfigError(f"top_k={top_k} must be >= 1")
-    return threshold, top_k
-
-
-def rule_for(spec: Any, threshold: float | None = None, top_k: int | None = None) -> tuple[float | None, int | None]:
-    """Return the rule to apply: an explicit threshold or top_k, else the profile's (`spec` = `Profile.filter`)."""
+def rule_for(spec: FilterSpec, threshold: float | None = None, top_k: int | None = None) -> Rule:
+    """The rule to apply: an explicit threshold or top_k (not both), else the profile's."""
     if threshold is None and top_k is None:
-        threshold, top_k = spec.threshold, spec.top_k
-    return check_rule(threshold, top_k)
+        return spec.rule
+    return Rule(threshold, top_k)
 
 
 def score_probs(probs: np.ndarray, synthetic: ImageDataset, classifier_classes: tuple[str, ...]) -> pd.DataFrame:
@@ -71,15 +140,6 @@ def score_probs(probs: np.ndarray, synthetic: ImageDataset, classifier_classes: 
     })
 
 
-def select(scores: pd.DataFrame, threshold: float | None = None, top_k: int | None = None) -> np.ndarray:
-    """Return the boolean mask of accepted rows under the rule."""
-    threshold, top_k = check_rule(threshold, top_k)
-    if top_k is not None:
-        rank = scores.groupby("generated_class")["p_generated"].rank(ascending=False, method="first")
-        return (rank <= top_k).to_numpy()
-    return (scores["p_generated"] >= threshold).to_numpy()
-
-
 def acceptance_table(scores: pd.DataFrame) -> pd.DataFrame:
     """Per generated class: how many were drawn, accepted, and the acceptance rate."""
     g = scores.groupby("generated_class")
@@ -95,25 +155,30 @@ def acceptance_table(scores: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([out, total])[["generated", "accepted", "rate", "mean_p_generated"]]
 
 
+def filter_from_probs(probs: np.ndarray, classifier_classes: tuple[str, ...], synthetic: ImageDataset,
+                      rule: Rule) -> FilterResult:
+    """Apply `rule` to precomputed probabilities (every rule re-uses one scoring pass)."""
+    scores = score_probs(probs, synthetic, tuple(classifier_classes))
+    scores["accepted"] = rule.select(scores)
+    keep = np.flatnonzero(scores["accepted"].to_numpy())
+    return FilterResult(scores, acceptance_table(scores), synthetic.subset(keep), rule)
+
+
 def filter_synthetic(model: torch.nn.Module, classifier_classes: tuple[str, ...], synthetic: ImageDataset,
-                     threshold: float | None = None, top_k: int | None = None, device: str = "cpu",
-                     batch_size: int = 256) -> FilterResult:
+                     rule: Rule, device: str = "cpu", batch_size: int = 256) -> FilterResult:
     """Score `synthetic` with the limb classifier and keep the realistic images."""
     from hipaug.training import predict_proba
 
-    threshold, top_k = check_rule(threshold, top_k)
     probs = predict_proba(model, synthetic.images, batch_size=batch_size, device=device)
-    return filter_from_probs(probs, classifier_classes, synthetic, threshold, top_k)
+    return filter_from_probs(probs, classifier_classes, synthetic, rule)
 
 
-def filter_from_probs(probs: np.ndarray, classifier_classes: tuple[str, ...], synthetic: ImageDataset,
-                      threshold: float | None = None, top_k: int | None = None) -> FilterResult:
-    """Apply the rule to precomputed probabilities (a threshold sweep re-uses one scoring pass)."""
-    threshold, top_k = check_rule(threshold, top_k)
-    scores = score_probs(probs, synthetic, tuple(classifier_classes))
-    scores["accepted"] = select(scores, threshold, top_k)
-    keep = np.flatnonzero(scores["accepted"].to_numpy())
-    return FilterResult(scores, acceptance_table(scores), synthetic.subset(keep), threshold, top_k)
+def threshold_sweep(probs: np.ndarray, synthetic: ImageDataset, thresholds) -> pd.DataFrame:
+    """Accepted share of each class at every threshold (one row per class and threshold): chapter 4's sweep."""
+    return pd.concat([
+        filter_from_probs(probs, synthetic.class_names, synthetic, Rule(threshold=float(t))).acceptance
+        .drop(index="(all)").reset_index(names="generated_class").assign(threshold=t)
+        for t in thresholds], ignore_index=True)
 
 
 def write_filter_result(result: FilterResult, out_dir: str | Path) -> Path:

@@ -3,7 +3,8 @@
 Lin & Chung (TAAI 2019) augment a small limb X-ray set with an AC-GAN before a VGG-16 filters the
 realistic samples. The paper does not publish the architecture, so these are DCGAN-style networks
 (Radford et al. 2016) whose depth follows the image size. Both of D's heads return LOGITS: there is
-no Softmax module anywhere, so softmax is never applied twice (PAPER.md, "Known pitfalls").
+no Softmax module anywhere, so softmax is never applied twice (a pitfall of widely copied
+public AC-GANs, which put a Softmax before CrossEntropyLoss).
 The losses, the training loop and sampling live in `hipaug.training` (`gan*.py`).
 """
 

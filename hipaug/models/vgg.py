@@ -42,17 +42,23 @@ CHECKPOINT_FORMAT = "hipaug.vgg16/1"
 
 @dataclass(frozen=True)
 class ArchSpec:
-    """The VGG-16 used everywhere (filter, pre-training, fine-tuning)."""
+    """The VGG-16 used everywhere (filter, pre-training, fine-tuning); the defaults are VGG-16's own (vgg16_bn).
 
-    width: float = 0.25  # channel multiplier of configuration D (paper: full VGG-16, width 1)
-    fc_width: int = 256  # units in the two hidden FC layers (torchvision: 4096)
+    `vgg16()` takes its defaults from here, so the network a profile describes and the one the
+    function builds never disagree. Profiles narrow it (`width`, `fc_width`) for a CPU.
+    """
+
+    width: float = 1.0  # channel multiplier of configuration D (the paper's VGG-16: 1)
+    fc_width: int = 4096  # units in the two hidden FC layers (VGG-16: 4096)
     batch_norm: bool = True  # vgg16_bn variant: narrow VGGs train unreliably from scratch without BN
     dropout: float = 0.5  # dropout in the FC layers, as in VGG
-    pretrained: str = "never"  # ImageNet weights: never | auto (only if in the local torch cache)
+    pretrained: str = "never"  # ImageNet weights: never | auto (only if in the local torch cache) | require
     dtype: str = "float32"  # the weights' and the arithmetic's precision: float32, or float64 (results the
     #   CPU's kernels do not change at printed precision: the smoke profile, slower)
 
     def __post_init__(self) -> None:
+        if self.pretrained not in PRETRAINED_MODES:
+            raise ConfigError(f"arch.pretrained={self.pretrained!r} must be one of {', '.join(PRETRAINED_MODES)}")
         torch_dtype(self.dtype, "arch.dtype")
 
 
@@ -267,9 +273,9 @@ def load_imagenet_weights(model: VGG16, path: str | Path) -> list[str]:
     return loaded
 
 
-def vgg16(num_classes: int, width: float = 1.0, fc_width: int = 4096, image_size: int = 224,
-          batch_norm: bool = True, pretrained: str = "auto", dropout: float = 0.5,
-          seed: int | None = None, dtype: str | torch.dtype = "float32") -> VGG16:
+def vgg16(num_classes: int, width: float = ArchSpec.width, fc_width: int = ArchSpec.fc_width, image_size: int = 224,
+          batch_norm: bool = ArchSpec.batch_norm, pretrained: str = ArchSpec.pretrained,
+          dropout: float = ArchSpec.dropout, seed: int | None = None, dtype: str | torch.dtype = ArchSpec.dtype) -> VGG16:
     """Build a greyscale VGG-16, optionally from torchvision's ImageNet weights in the local cache.
 
     `pretrained`: "never" (random init, the hub is not looked at), "auto" (load the cached ImageNet

@@ -104,7 +104,7 @@ def classifier_flops(f: dict, epochs: float, n_train: float, n_val: float) -> fl
 
 
 def step_flops(prof, f: dict, sizes: Sizes) -> dict[str, float]:
-    """FLOPs of one step of each kind: acgan, synthetic, filter, filter-scores, pretrain, finetune (one fold)."""
+    """FLOPs of one build of each kind of step (the table's `cost` entries read them): finetune is one fold."""
     cfg, C = prof.acgan, sizes.n_classes
     n_tr, n_val = sizes.limb_split(prof)
     n_syn = C * prof.filter.synthetic_per_class
@@ -122,5 +122,9 @@ def step_flops(prof, f: dict, sizes: Sizes) -> dict[str, float]:
         # Every condition runs ~epochs x |real train| images (epochs are scaled by the set's size).
         "pretrain": classifier_flops(f, prof.pretrain.epochs, n_tr, n_val),
         "finetune": classifier_flops(f, fn.epochs, fold_train - f_va, f_va) + (n_p / t.k_folds) * Fw,
-        "phantom": 0.0,  # numpy rendering: no network FLOPs
+        "filter-val-scores": n_val * Fw,
+        "features": (n_tr + n_val + n_syn) * Fw,
+        # An upper bound for the filtered set too (the filter keeps at most every sample).
+        "gan-train": classifier_flops(f, prof.filter_train.epochs, n_syn * (1 - prof.filter_train.val_fraction),
+                                      n_syn * prof.filter_train.val_fraction) + n_val * Fw,
     }

@@ -1,8 +1,9 @@
 """Run the experiment's task graph on Dask distributed: a local cluster, a running one, or SLURM/PBS jobs.
 
 The `cluster` extra (`pip install -e '.[cluster]'`: dask, distributed, dask-jobqueue); only this
-module imports them. Each task of `hipaug.pipeline.grid` becomes one Dask task that depends on
-the tasks whose artifacts it reads. A worker builds the task's artifact in the shared store
+module imports them. Each node of the step table (`hipaug.pipeline.plan.tasks`) becomes one Dask
+task that depends on the tasks whose artifacts it reads. A worker opens the same `Run` and builds
+the node's artifact in the shared store
 (`hipaug.core.artifacts`: a per-key file lock, built aside and renamed into place); the driver
 then assembles the results from the store exactly as a serial run does, so they are the same
 bytes as long as each task runs with the same torch threads (on CPU the summation order of a
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 import dask
 import torch
@@ -26,29 +26,27 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from hipaug.core.artifacts import fingerprint
 from hipaug.errors import ConfigError
-from hipaug.pipeline.grid import Task, bottom_levels, probe, run_task
+from hipaug.pipeline.plan import Task, bottom_levels, probe
+from hipaug.pipeline.run import Run
 
 log = logging.getLogger("hipaug")
-_PIPES: dict[str, object] = {}  # one Pipeline per worker process and run: data and models load once
+_RUNS: dict[str, Run] = {}  # one Run per worker process and run: data and models load once
 
 
-def _pipeline_args(pipe) -> dict:
-    """What a worker needs to open the same pipeline: the profile, the data folders and the stores."""
-    return {"profile": pipe.profile, "limb_dir": pipe.limb_dir, "pelvic_dir": pipe.pelvic_dir,
-            "artifacts": Path(pipe.artifacts).resolve(), "results": Path(pipe._results_root).resolve()}
+def _token(args: dict) -> str:
+    """A key naming a run's arguments (its extra steps by name: functions have no canonical form)."""
+    return fingerprint({**args, "steps": [s.name for s in args["steps"]]})
 
 
 def _run_remote(args: dict, task: Task, threads: int | None, *_inputs) -> str:
     """Build one task's artifact on a worker (`_inputs`: the finished tasks it waits for)."""
-    from hipaug.pipeline import Pipeline
-
     if threads:
         torch.set_num_threads(threads)
-    key = fingerprint(args)
-    if key not in _PIPES:
-        _PIPES.clear()
-        _PIPES[key] = Pipeline(**args)
-    run_task(_PIPES[key], task)
+    key = _token(args)
+    if key not in _RUNS:
+        _RUNS.clear()
+        _RUNS[key] = Run(**args)
+    _RUNS[key].artifact(task.node)
     return task.id
 
 
@@ -156,24 +154,24 @@ class DaskExecutor:
         self.client, self._cluster = None, None
 
     # ------------------------------------------------------------------ running
-    def run(self, pipe, tasks: list[Task]) -> None:
+    def run(self, run: Run, tasks: list[Task]) -> None:
         """Build every task whose artifact is missing; return when all are in the store (or raise the first error)."""
-        built = probe(pipe, tasks)
+        built = probe(run, tasks)
         todo = [t for t in tasks if not built[t.id]]
         log.info(f"grid: {len(tasks)} tasks, {len(tasks) - len(todo)} already built, {len(todo)} to run")
         if not todo:
             return
         if self.client is None:
             with self:
-                self._submit(pipe, todo)
+                self._submit(run, todo)
         else:
-            self._submit(pipe, todo)
+            self._submit(run, todo)
 
-    def _submit(self, pipe, todo: list[Task]) -> None:
+    def _submit(self, run: Run, todo: list[Task]) -> None:
         link = getattr(self._cluster, "dashboard_link", None) or self.client.dashboard_link
         log.info(f"grid: running on {self.describe()}" + (f"; dashboard {link}" if link else ""))
-        args = _pipeline_args(pipe)
-        token = fingerprint(args)[:10]  # task keys of another profile or store never collide on a shared cluster
+        args = run.args()
+        token = _token(args)[:10]  # task keys of another profile or store never collide on a shared cluster
         level = bottom_levels(todo)
         futures = {}
         for t in todo:

@@ -1,230 +1,335 @@
-"""The experiment's steps as cached pipeline stages: AC-GAN, filter, classifiers, transfer, Table VIII."""
+"""The experiment's steps, one entry each: phantoms, AC-GAN, samples, realism filter, pre-training, fine-tuning.
+
+Each `Step` (see `hipaug.pipeline.step`) declares its inputs, the spec that keys its artifact,
+how it is built and read back, and its cost. The specs are those the artifact store has always
+used, so a store built before keeps serving. The node constructors below (`finetune(...)`, ...)
+are the only place a node's parameters and id are spelled.
+"""
 
 from __future__ import annotations
 
-from functools import cached_property
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
-from hipaug.core import atomic_write_text, write_json
-from hipaug.core.artifacts import Artifact
+from hipaug.core import atomic_write_text
 from hipaug.data import ImageDataset, load_dataset
-from hipaug.pipeline.store import PipelineBase
+from hipaug.method.conditions import condition
+from hipaug.method.filter import FilterResult, Rule, filter_from_probs
+from hipaug.core.artifacts import Artifact
+from hipaug.pipeline.step import Node, RunView, Step
+from hipaug.training.classifier_config import TrainConfig
 
 
-class ExperimentSteps(PipelineBase):
-    """The paper's steps, each one cached artifact: AC-GAN, samples, filter, pre-training, fine-tuning folds."""
 
-    # ---------------------------------------------------------------- AC-GAN
-    @cached_property
-    def gan(self) -> Artifact:
-        """The AC-GAN trained on the real limb training images (resumes a killed run)."""
-        from hipaug.training import train_acgan
-
-        train = self.limb_split[0]
-        seed = self.sub_seed("acgan")
-        spec = {"acgan": self.profile.acgan, "data": train.fingerprint, "seed": seed}
-        return self.step("acgan", spec, lambda out: train_acgan(self.profile.acgan, train, out, seed, resume=True))
-
-    @cached_property
-    def synthetic(self) -> ImageDataset:
-        """The unfiltered pool of AC-GAN samples (`filter.synthetic_per_class` per class)."""
-        from hipaug.training import sample_to_folder
-
-        n, seed = self.profile.filter.synthetic_per_class, self.sub_seed("sample")
-        spec = {"gan": self.gan.key, "per_class": n, "seed": seed}
-        art = self.step("synthetic", spec, lambda out: sample_to_folder(self.gan.path, out / "data", n, seed))
-        return load_dataset(art.path / "data", image_size=self.profile.image_size)
-
-    # ---------------------------------------------------------------- classifiers
-    def classifier_artifact(self, name: str, train: ImageDataset, cfg, val: ImageDataset | None = None,
-                            seed_name: str = "limb-classifier") -> Artifact:
-        """Train (or reuse) a VGG-16 on `train`; identical inputs share one artifact whatever `name`."""
-        from hipaug.method.transfer import build_model
-        from hipaug.models.vgg import save_model
-        from hipaug.training import train_classifier
-
-        val = val if val is not None else self.limb_split[1]
-        seed = self.sub_seed(seed_name)
-        spec = {"arch": self.profile.arch, "train_cfg": cfg, "train": train.fingerprint, "val": val.fingerprint,
-                "classes": list(train.class_names), "image_size": train.image_size, "seed": seed}
-
-        def build(out: Path) -> None:
-            model = build_model(self.profile.arch, len(train.class_names), train.image_size, seed)
-            res = train_classifier(model, train, cfg, seed=seed, val=val)
-            save_model(res.model, out / "model.pt", {"class_names": list(train.class_names)})
-            atomic_write_text(out / "history.csv", res.history.to_csv(index=False))
-            write_json(out / "summary.json", {"name": name, "best_epoch": int(res.best_epoch), "n_train": len(train),
-                                              "n_val": len(val), "class_names": list(train.class_names)})
-
-        return self.step("classifier", spec, build)
-
-    def classifier(self, name: str, train: ImageDataset, cfg, val: ImageDataset | None = None,
-                   seed_name: str = "limb-classifier") -> tuple[torch.nn.Module, pd.DataFrame, Artifact]:
-        """The trained VGG-16 (in eval mode), its history and its artifact (see `classifier_artifact`)."""
-        art = self.classifier_artifact(name, train, cfg, val, seed_name)
-        return _eval_model(art), pd.read_csv(art.path / "history.csv"), art
-
-    @cached_property
-    def filter_artifact(self) -> Artifact:
-        """The realism filter's artifact: a VGG-16 trained on the real limb training images."""
-        return self.classifier_artifact("limb-filter", self.limb_split[0], self.profile.filter_train)
-
-    @cached_property
-    def limb_classifier(self) -> tuple[torch.nn.Module, pd.DataFrame, Artifact]:
-        """The VGG-16 realism filter, trained on the real limb training images."""
-        art = self.filter_artifact
-        return _eval_model(art), pd.read_csv(art.path / "history.csv"), art
-
-    @cached_property
-    def synthetic_probs(self) -> np.ndarray:
-        """Filter probabilities of every synthetic image (one scoring pass for all rules)."""
-        from hipaug.training import predict_proba
-
-        spec = {"classifier": self.filter_artifact.key, "synthetic": self.synthetic.fingerprint}
-
-        def build(out: Path) -> None:
-            p = predict_proba(self.limb_classifier[0], self.synthetic.images, device=self.profile.filter_train.device)
-            np.save(out / "probs.npy", p.astype(np.float32))
-
-        return np.load(self.step("filter-scores", spec, build).path / "probs.npy")
-
-    def filtered(self, threshold: float | None = None, top_k: int | None = None):
-        """FilterResult under a rule (the profile's by default)."""
-        from hipaug.method.filter import filter_from_probs
-
-        if threshold is None and top_k is None:
-            threshold, top_k = self.profile.filter.threshold, self.profile.filter.top_k
-        return filter_from_probs(self.synthetic_probs, self.synthetic.class_names, self.synthetic, threshold, top_k)
-
-    # ---------------------------------------------------------------- transfer
-    def pretrain_sets(self, threshold: float | None = None, top_k: int | None = None):
-        from hipaug.method.transfer import PretrainSets
-
-        train, val = self.limb_split
-        return PretrainSets(train, val, self.filtered(threshold, top_k).selected, self.synthetic)
-
-    def pretrain_artifact(self, condition: str, threshold: float | None = None,
-                          top_k: int | None = None) -> Artifact | None:
-        """The pre-training artifact of a condition (None for scratch), built if missing; no model is loaded."""
-        from hipaug.method.transfer import pretrain_config, pretrain_set
-
-        if condition == "scratch":
-            return None
-        if (condition, threshold, top_k) not in self._pretrained:  # each of the k folds asks
-            sets = self.pretrain_sets(threshold, top_k) if condition in ("with_gan", "unfiltered_gan") else \
-                _real_only_sets(self.limb_split)
-            train = pretrain_set(condition, sets, self.sub_seed("unfiltered-pick"))
-            cfg = pretrain_config(condition, self.profile.pretrain, len(sets.real_train), len(train))
-            self._pretrained[(condition, threshold, top_k)] = self.classifier_artifact(
-                f"pretrain-{condition}", train, cfg, val=sets.real_val)
-        return self._pretrained[(condition, threshold, top_k)]
-
-    def pretrained(self, condition: str, threshold: float | None = None, top_k: int | None = None):
-        """The pre-trained backbone of a condition (None for scratch) and its artifact key."""
-        art = self.pretrain_artifact(condition, threshold, top_k)
-        return (None, "scratch") if art is None else (_eval_model(art), art.key)
-
-    def finetune_fold(self, condition: str, threshold: float | None = None, top_k: int | None = None,
-                      repeat: int = 0, fold: int = 0) -> Artifact:
-        """One fold of one repeat of a condition, fine-tuned (cached): the unit a grid worker runs."""
-        from hipaug.method.transfer import finetune_folds
-
-        pre = self.pretrain_artifact(condition, threshold, top_k)
-        t = self.profile.transfer
-        seed = self.sub_seed(f"finetune-{repeat}")
-        spec = {"condition": condition, "pretrained": pre.key if pre is not None else "scratch",
-                "finetune": self.profile.finetune, "arch": self.profile.arch, "pelvic": self.pelvic.fingerprint,
-                "k": t.k_folds, "repeat": repeat, "fold": fold, "freeze_blocks": t.freeze_blocks,
-                "positive": t.positive_class, "seed": seed}
-
-        def build(out: Path) -> None:
-            from hipaug.models.vgg import save_model
-
-            model = _eval_model(pre) if pre is not None else None
-            df, preds, kept, hist = finetune_folds(
-                condition, model, self.pelvic, self.profile.arch, self.profile.finetune, self.folds_for(repeat),
-                t.positive_class, seed, freeze_blocks=t.freeze_blocks, repeat=repeat, only=(fold,))
-            atomic_write_text(out / "folds.csv", df.to_csv(index=False))
-            atomic_write_text(out / "predictions.csv", preds.to_csv(index=False))
-            atomic_write_text(out / "history.csv", hist.to_csv(index=False))
-            if kept is not None:  # fold 0's model serves Grad-CAM; the others are not kept
-                save_model(kept, out / "model_fold0.pt", {"class_names": list(self.pelvic.class_names), "fold": 0})
-
-        return self.step("finetune-fold", spec, build)
-
-    def condition_folds(self, condition: str, threshold: float | None = None, top_k: int | None = None,
-                        repeat: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Per-fold metrics and per-image predictions of one condition, its k fold artifacts in fold order."""
-        arts = [self.finetune_fold(condition, threshold, top_k, repeat, f) for f in range(self.profile.transfer.k_folds)]
-        self._finetune_dirs[(condition, threshold, top_k, repeat)] = [a.path for a in arts]
-        folds_df = pd.concat([pd.read_csv(a.path / "folds.csv") for a in arts], ignore_index=True)
-        if threshold is not None or top_k is not None:
-            folds_df = folds_df.assign(threshold=threshold, top_k=top_k)
-        return folds_df, pd.concat([pd.read_csv(a.path / "predictions.csv") for a in arts], ignore_index=True)
-
-    def folds_of(self, conditions: tuple[str, ...], repeat: int = 0) -> pd.DataFrame:
-        """Per-fold metrics of several conditions in one repeat (their grid built by the executor first)."""
-        self.run_grid(tuple(conditions))
-        return pd.concat([self.condition_folds(c, repeat=repeat)[0] for c in conditions], ignore_index=True)
-
-    def finetune_history(self) -> pd.DataFrame:
-        """Per-epoch fine-tuning history of every condition, repeat and fold of Table VIII."""
-        self.table8()
-        t = self.profile.transfer
-        return pd.concat([pd.read_csv(d / "history.csv") for r in range(t.repeats) for c in t.conditions
-                          for d in self._finetune_dirs[(c, None, None, r)]], ignore_index=True)
-
-    def fold_model(self, condition: str, threshold: float | None = None, top_k: int | None = None):
-        """The fine-tuned pelvic model of fold 0 of a condition (for Grad-CAM)."""
-        from hipaug.models.vgg import load_model
-
-        return load_model(self.finetune_fold(condition, threshold, top_k, repeat=0, fold=0).path / "model_fold0.pt")
-
-    def folds_for(self, repeat: int = 0):
-        """The patient-level folds shared by every condition."""
-        from hipaug.method.transfer import make_folds
-
-        return make_folds(self.pelvic, self.profile.transfer.k_folds, seed=self.sub_seed(f"folds-{repeat}"))
-
-    def table8(self, conditions: tuple[str, ...] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Folds and predictions of every condition (all repeats), recorded in the results store."""
-        conditions = tuple(conditions or self.profile.transfer.conditions)
-        if conditions not in self._table8:  # chapter 5 asks three times: read the artifacts once
-            self.run_grid(conditions)  # a parallel executor builds every fold first; serially: on demand below
-            parts = [self.condition_folds(c, repeat=r) for r in range(self.profile.transfer.repeats) for c in conditions]
-            folds = pd.concat([p[0] for p in parts], ignore_index=True)
-            preds = pd.concat([p[1] for p in parts], ignore_index=True)
-            self.record("table8_folds", folds)
-            self._table8[conditions] = folds, preds
-        folds, preds = self._table8[conditions]
-        return folds.copy(), preds.copy()
-
-    def run_grid(self, conditions: tuple[str, ...] | None = None, ablations: bool = False) -> None:
-        """Build the artifacts of Table VIII (and the ablation rules) with the pipeline's executor.
-
-        With no executor (the default) this does nothing: each step is then built when first asked for.
-        """
-        if self.executor is None:
-            return
-        from hipaug.pipeline.grid import grid_tasks, resolve_executor
-
-        resolve_executor(self.executor).run(self, grid_tasks(self, conditions, ablations=ablations))
+# ------------------------------------------------------------------ nodes
+def phantom(kind: str) -> Node:
+    return Node(f"phantom-{kind}", (), f"phantom-{kind}")
 
 
-def _eval_model(art: Artifact) -> torch.nn.Module:
-    """The classifier stored in an artifact, in eval mode."""
-    from hipaug.models.vgg import load_model
-
-    model = load_model(art.path / "model.pt")
-    model.eval()
-    return model
+def _at(rule: Rule | None) -> str:
+    return f"@{rule.label}" if rule is not None else ""
 
 
-def _real_only_sets(split):
-    from hipaug.method.transfer import PretrainSets
+def pretrain(cond: str, rule: Rule | None = None) -> Node:
+    """The pre-training of a condition (under an ablation's selection rule; None: the profile's)."""
+    return Node("pretrain", (cond, rule), f"pretrain/{cond}{_at(rule)}")
 
-    return PretrainSets(split[0], split[1], None, None)
+
+def finetune(cond: str, rule: Rule | None, repeat: int, fold: int) -> Node:
+    """One fine-tuning fold of one repeat of a condition (the unit a grid worker runs)."""
+    return Node("finetune", (cond, rule, repeat, fold), f"finetune/{cond}{_at(rule)}/r{repeat}/f{fold}")
+
+
+def gan_train(which: str) -> Node:
+    return Node("gan-train", (which,), f"gan-train/{which}")
+
+
+ACGAN, SYNTHETIC, FILTER = Node("acgan", (), "acgan"), Node("synthetic", (), "synthetic"), Node("filter", (), "filter")
+SCORES, VAL_SCORES, FEATURES = (Node("filter-scores", (), "filter-scores"), Node("filter-val-scores", (), "filter-val-scores"),
+                                Node("features", (), "features"))
+
+
+def data_needs(run: RunView, *kinds: str) -> dict[str, Node]:
+    """The phantom artifacts a step reads its data from (none for a user's folders)."""
+    return {f"{k}-data": phantom(k) for k in kinds if (run.limb_dir if k == "limb" else run.pelvic_dir) is None}
+
+
+# ------------------------------------------------------------------ data
+def _phantom_spec(run: RunView, kind: str) -> dict:
+    ph, size = run.profile.phantom, run.profile.image_size
+    if kind == "limb":
+        return {"per_class": ph.limb_per_class, "labels": ph.limb_labels, "image_size": size,
+                "difficulty": ph.limb_difficulty, "parts": ph.limb_parts and list(ph.limb_parts),
+                "seed": run.sub_seed("phantom-limb")}
+    return {"n": ph.pelvic_n, "fracture_rate": ph.fracture_rate, "difficulty": ph.difficulty, "image_size": size,
+            "seed": run.sub_seed("phantom-pelvic")}
+
+
+def _write_phantom(kind: str):
+    def build(run: RunView, params: tuple, inputs: dict, out: Path) -> None:
+        from hipaug.data import phantoms
+
+        write = phantoms.write_limb_dataset if kind == "limb" else phantoms.write_pelvic_dataset
+        write(out / "data", **_phantom_spec(run, kind))
+    return build
+
+
+PHANTOMS = tuple(Step(f"phantom-{kind}", spec=lambda run, params, inputs, kind=kind: _phantom_spec(run, kind),
+                      build=_write_phantom(kind), load=lambda run, params, art: art.path / "data")
+                 for kind in ("limb", "pelvic"))
+
+
+# ------------------------------------------------------------------ AC-GAN and its samples
+def _acgan_spec(run: RunView, params: tuple, inputs: dict) -> dict:
+    return {"acgan": run.profile.acgan, "data": run.limb_split[0].fingerprint, "seed": run.sub_seed("acgan")}
+
+
+def _acgan_build(run: RunView, params: tuple, inputs: dict, out: Path) -> None:
+    from hipaug.training import train_acgan
+
+    train_acgan(run.profile.acgan, run.limb_split[0], out, run.sub_seed("acgan"), resume=True)
+
+
+def _synthetic_spec(run: RunView, params: tuple, inputs: dict) -> dict:
+    return {"gan": inputs["gan"].key, "per_class": run.profile.filter.synthetic_per_class, "seed": run.sub_seed("sample")}
+
+
+def _synthetic_build(run: RunView, params: tuple, inputs: dict, out: Path) -> None:
+    from hipaug.training import sample_to_folder
+
+    sample_to_folder(inputs["gan"].path, out / "data", run.profile.filter.synthetic_per_class, run.sub_seed("sample"))
+
+
+def _synthetic_load(run: RunView, params: tuple, art: Artifact) -> ImageDataset:
+    return load_dataset(art.path / "data", image_size=run.profile.image_size)
+
+
+# ------------------------------------------------------------------ classifiers (filter, pre-training, GAN-train)
+def classifier_spec(run: RunView, train: ImageDataset, val: ImageDataset, cfg: TrainConfig, seed_name: str) -> dict:
+    """What keys a trained VGG-16: identical inputs share one artifact, whatever step asks for it."""
+    return {"arch": run.profile.arch, "train_cfg": cfg, "train": train.fingerprint, "val": val.fingerprint,
+            "classes": list(train.class_names), "image_size": train.image_size, "seed": run.sub_seed(seed_name)}
+
+
+def train_into(run: RunView, out: Path, train: ImageDataset, val: ImageDataset, cfg: TrainConfig, seed_name: str) -> None:
+    """Train a VGG-16 into the run folder `out` (`hipaug.training.load_classifier` reads it back)."""
+    from hipaug.method.transfer import build_model
+    from hipaug.training import train_classifier
+
+    seed = run.sub_seed(seed_name)
+    model = build_model(run.profile.arch, len(train.class_names), train.image_size, seed)
+    train_classifier(model, train, cfg, seed=seed, val=val, run_dir=out)
+
+
+def classifier_load(run: RunView, params: tuple, art: Artifact):
+    from hipaug.training import load_classifier
+
+    return load_classifier(art.path)
+
+
+def _filter_spec(run: RunView, params: tuple, inputs: dict) -> dict:
+    train, val = run.limb_split
+    return classifier_spec(run, train, val, run.profile.filter_train, "limb-classifier")
+
+
+def _filter_build(run: RunView, params: tuple, inputs: dict, out: Path) -> None:
+    train, val = run.limb_split
+    train_into(run, out, train, val, run.profile.filter_train, "limb-classifier")
+
+
+def _scores_build(run: RunView, params: tuple, inputs: dict, out: Path) -> None:
+    from hipaug.training import predict_proba
+
+    model = classifier_load(run, (), inputs["filter"]).model
+    images = _synthetic_load(run, (), inputs["synthetic"]).images if params == ("synthetic",) else run.limb_split[1].images
+    np.save(out / "probs.npy", predict_proba(model, images, device=run.profile.filter_train.device).astype(np.float32))
+
+
+def filtered(run: RunView, rule: Rule | None = None) -> FilterResult:
+    """The realism filter's choice under `rule` (the profile's by default), from one scoring pass."""
+    syn = run.load(SYNTHETIC)
+    return filter_from_probs(run.load(SCORES), syn.class_names, syn, rule or run.profile.filter.rule)
+
+
+def _pretrain_inputs(run: RunView, params: tuple) -> tuple[ImageDataset, ImageDataset, TrainConfig]:
+    """(training set, validation set, TrainConfig) of a condition's pre-training."""
+    from hipaug.method.transfer import PretrainSets, pretrain_config, pretrain_set
+
+    name, rule = params
+    train, val = run.limb_split
+    if condition(name).synthetic:
+        sets = PretrainSets(train, val, filtered(run, rule).selected, run.load(SYNTHETIC))
+    else:
+        sets = PretrainSets(train, val, None, None)
+    data = pretrain_set(name, sets, run.sub_seed("unfiltered-pick"))
+    return data, val, pretrain_config(name, run.profile.pretrain, len(train), len(data))
+
+
+def shares_filter(run: RunView, name: str) -> bool:
+    """True when a condition's pre-training is the filter's training (same images, settings, seed: one artifact)."""
+    c, p = condition(name), run.profile
+    return c.pretrained and not c.synthetic and not c.augment and \
+        dataclasses.replace(p.pretrain, augment=None) == p.filter_train
+
+
+def _pretrain_needs(run: RunView, params: tuple) -> dict[str, Node]:
+    name = params[0]
+    if condition(name).synthetic:
+        return {"scores": SCORES, "synthetic": SYNTHETIC}
+    if shares_filter(run, name):
+        return {"same-as": FILTER}  # built by the filter's step: nothing to compute twice
+    return data_needs(run, "limb")
+
+
+def _pretrain_spec(run: RunView, params: tuple, inputs: dict) -> dict:
+    train, val, cfg = _pretrain_inputs(run, params)
+    return classifier_spec(run, train, val, cfg, "limb-classifier")
+
+
+def _pretrain_build(run: RunView, params: tuple, inputs: dict, out: Path) -> None:
+    train, val, cfg = _pretrain_inputs(run, params)
+    train_into(run, out, train, val, cfg, "limb-classifier")
+
+
+def _pretrain_cost(run: RunView, params: tuple, flops: dict) -> float:
+    return 0.0 if shares_filter(run, params[0]) else flops["pretrain"]
+
+
+# GAN-train (Shmelkov et al. 2018): a classifier of the filter's recipe trained on synthetic images
+# only, tested on real ones. Too few images (fewer than 4 per class, or a class with fewer than 2)
+# train nothing: the artifact then says so and the accuracy is NaN.
+def _gan_train_set(run: RunView, which: str) -> ImageDataset:
+    return filtered(run).selected if which == "filtered" else run.load(SYNTHETIC)
+
+
+def _too_few(syn: ImageDataset) -> bool:
+    return len(syn) < 4 * len(syn.class_names) or min(syn.class_counts().values()) < 2
+
+
+def _gan_train_split(run: RunView, which: str) -> tuple[ImageDataset, ImageDataset]:
+    from hipaug.data import patient_split
+
+    syn = _gan_train_set(run, which)
+    tr, va = patient_split(syn, run.profile.filter_train.val_fraction, seed=run.sub_seed("gan-train-split"))
+    return syn.subset(tr), syn.subset(va)
+
+
+def _gan_train_spec(run: RunView, params: tuple, inputs: dict) -> dict:
+    syn = _gan_train_set(run, params[0])
+    if _too_few(syn):
+        return {"gan_train": params[0], "too_few": syn.fingerprint}
+    train, val = _gan_train_split(run, params[0])
+    return classifier_spec(run, train, val, run.profile.filter_train, "gan-train")
+
+
+def _gan_train_build(run: RunView, params: tuple, inputs: dict, out: Path) -> None:
+    if _too_few(_gan_train_set(run, params[0])):
+        atomic_write_text(out / "too_few.txt", "too few synthetic images to train a classifier on\n")
+        return
+    train, val = _gan_train_split(run, params[0])
+    train_into(run, out, train, val, run.profile.filter_train, "gan-train")
+
+
+def _gan_train_load(run: RunView, params: tuple, art: Artifact):
+    return None if (art.path / "too_few.txt").is_file() else classifier_load(run, params, art)
+
+
+# ------------------------------------------------------------------ fine-tuning folds
+def boxes(run: RunView) -> pd.DataFrame | None:
+    """The pelvic set's fracture boxes on the S x S canvas (a FracAtlas hip set has them; None otherwise)."""
+    from hipaug.data import read_boxes
+
+    return None if run.pelvic_dir is None else read_boxes(run.pelvic_dir, run.profile.image_size)
+
+
+def _localise(run: RunView, model, test, tags: dict) -> pd.DataFrame | None:
+    """Grad-CAM and Grad-CAM++ of the fold's model on its test images with a fracture box, scored against the boxes."""
+    from hipaug.evaluation.localisation import box_masks, localise
+
+    b = boxes(run)
+    if b is None:
+        return None
+    keep = [i for i, p in enumerate(test.paths) if p in set(b["path"])]
+    if not keep:
+        return pd.DataFrame(columns=[*tags, "path", "method", "mass_in_mask", "peak_in_mask"])
+    paths = [test.paths[i] for i in keep]
+    pos = test.class_names.index(run.profile.transfer.positive_class)
+    rows = localise(model, test.images[keep], box_masks(paths, b, run.profile.image_size), target=pos)
+    rows["path"] = [paths[i] for i in rows["image"]]
+    return rows.drop(columns="image").assign(**tags)[[*tags, "path", "method", "mass_in_mask", "peak_in_mask"]]
+
+
+def _finetune_needs(run: RunView, params: tuple) -> dict[str, Node]:
+    name, rule, _, _ = params
+    pre = {"pretrained": pretrain(name, rule)} if condition(name).pretrained else {}
+    return {**pre, **data_needs(run, "pelvic")}
+
+
+def _finetune_spec(run: RunView, params: tuple, inputs: dict) -> dict:
+    name, _, repeat, fold = params
+    p, t = run.profile, run.profile.transfer
+    spec = {"condition": name, "pretrained": inputs["pretrained"].key if "pretrained" in inputs else "scratch",
+            "finetune": p.finetune, "arch": p.arch, "pelvic": run.pelvic.fingerprint, "k": t.k_folds, "repeat": repeat,
+            "fold": fold, "freeze_blocks": t.freeze_blocks, "positive": t.positive_class,
+            "seed": run.sub_seed(f"finetune-{repeat}")}
+    b = boxes(run)
+    if b is not None:  # a set with fracture boxes: each fold also scores where its model looks
+        from hipaug.core.artifacts import fingerprint
+
+        spec["boxes"] = fingerprint(b.round(3).to_dict(orient="list"))
+    return spec
+
+
+def _finetune_build(run: RunView, params: tuple, inputs: dict, out: Path) -> None:
+    from hipaug.method.transfer import finetune_fold
+    from hipaug.models.vgg import save_model
+
+    name, _, repeat, fold = params
+    p = run.profile
+    pre = classifier_load(run, (), inputs["pretrained"]).model if "pretrained" in inputs else None
+    res = finetune_fold(pre, run.pelvic, run.folds(repeat)[fold], p.arch, p.finetune, p.transfer,
+                        run.sub_seed(f"finetune-{repeat}"), {"condition": name, "repeat": repeat, "fold": fold})
+    atomic_write_text(out / "folds.csv", pd.DataFrame([res.metrics]).to_csv(index=False))
+    atomic_write_text(out / "predictions.csv", res.predictions.to_csv(index=False))
+    atomic_write_text(out / "history.csv", res.history.to_csv(index=False))
+    test = run.pelvic.subset(run.folds(repeat)[fold][1])
+    loc = _localise(run, res.model, test, {"condition": name, "repeat": repeat, "fold": fold})
+    if loc is not None:
+        atomic_write_text(out / "localisation.csv", loc.to_csv(index=False))
+    if fold == 0:  # fold 0's model serves Grad-CAM; the others are not kept
+        save_model(res.model, out / "model_fold0.pt", {"class_names": list(run.pelvic.class_names), "fold": 0})
+
+
+# ------------------------------------------------------------------ the entries
+def _flops(kind: str):
+    return lambda run, params, flops: flops[kind]
+
+
+STEPS = (
+    *PHANTOMS,
+    Step("acgan", spec=_acgan_spec, build=_acgan_build, needs=lambda run, params: data_needs(run, "limb"),
+         cost=_flops("acgan")),
+    Step("synthetic", spec=_synthetic_spec, build=_synthetic_build, needs=lambda run, params: {"gan": ACGAN},
+         load=_synthetic_load, cost=_flops("synthetic")),
+    Step("filter", spec=_filter_spec, build=_filter_build, needs=lambda run, params: data_needs(run, "limb"),
+         load=classifier_load, cost=_flops("filter"), folder="classifier"),
+    Step("filter-scores", spec=lambda run, params, inputs: {
+        "classifier": inputs["filter"].key, "synthetic": run.load(SYNTHETIC).fingerprint},
+         build=lambda run, params, inputs, out: _scores_build(run, ("synthetic",), inputs, out),
+         needs=lambda run, params: {"filter": FILTER, "synthetic": SYNTHETIC},
+         load=lambda run, params, art: np.load(art.path / "probs.npy"), cost=_flops("filter-scores")),
+    Step("filter-val-scores", spec=lambda run, params, inputs: {
+        "classifier": inputs["filter"].key, "val": run.limb_split[1].fingerprint},
+         build=lambda run, params, inputs, out: _scores_build(run, ("val",), inputs, out),
+         needs=lambda run, params: {"filter": FILTER},
+         load=lambda run, params, art: np.load(art.path / "probs.npy"), cost=_flops("filter-val-scores")),
+    Step("pretrain", spec=_pretrain_spec, build=_pretrain_build, needs=_pretrain_needs, load=classifier_load,
+         cost=_pretrain_cost, folder="classifier"),
+    Step("finetune", spec=_finetune_spec, build=_finetune_build, needs=_finetune_needs, cost=_flops("finetune"),
+         folder="finetune-fold"),
+    Step("gan-train", spec=_gan_train_spec, build=_gan_train_build, needs=lambda run, params: {
+        "scores": SCORES, "synthetic": SYNTHETIC}, load=_gan_train_load, cost=_flops("gan-train"), folder="classifier"),
+)

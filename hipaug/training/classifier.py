@@ -29,7 +29,7 @@ from hipaug.errors import ConfigError, DataError
 from hipaug.models.vgg import VGG16, save_model
 from hipaug.training.augment import classic_augment
 from hipaug.training.classifier_config import TrainConfig
-from hipaug.training.inference import _autocast, _cpu_channels_last, _inference_chunk
+from hipaug.training.inference import autocast, cpu_channels_last, inference_chunk
 
 
 @dataclass
@@ -188,7 +188,7 @@ def _run_config(model: VGG16, train, val, cfg: TrainConfig, seed: int, freeze_bl
 
 def _train_step(loop: _Loop, xb: torch.Tensor, yb: torch.Tensor):
     """One optimiser step on a batch; return its summed loss, summed sample weight and correct count (detached)."""
-    with _autocast(loop.device, loop.dtype):
+    with autocast(loop.device, loop.dtype):
         logits = upcast(loop.model(xb))
     losses = F.cross_entropy(logits, yb, weight=loop.weight, reduction="none",
                              label_smoothing=loop.cfg.label_smoothing)
@@ -238,8 +238,8 @@ def _evaluate(model: VGG16, x: torch.Tensor, y: torch.Tensor, weight: torch.Tens
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     w_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
-    bs = _inference_chunk(model, x, cfg.eval_batch_size, device)
-    with torch.inference_mode(), _autocast(device, dtype):
+    bs = inference_chunk(model, x, cfg.eval_batch_size, device)
+    with torch.inference_mode(), autocast(device, dtype):
         for i in range(0, len(y), bs):
             xb = x[i:i + bs].to(device, non_blocking=True)
             yb = y[i:i + bs].to(device, non_blocking=True)
@@ -289,13 +289,42 @@ def _fit(loop: _Loop, bar) -> tuple[list[dict[str, float]], _BestEpoch]:
 
 
 def _save_run(run_path: Path, result: TrainResult, config: dict[str, Any]) -> None:
-    """Write a finished run's `history.csv`, `model.pt` (`save_model` format) and final `config.json`."""
+    """Write a finished run's `history.csv`, `model.pt` (`save_model` format) and final `config.json`.
+
+    The one way a trained classifier is saved (the pipeline's steps and `hipaug train-classifier`
+    alike); `load_classifier` reads it back.
+    """
     atomic_write_text(run_path / "history.csv", result.history.to_csv(index=False))
     save_model(result.model, run_path / "model.pt", extra={
         "class_names": list(config["class_names"]), "seed": config["seed"], "best_epoch": result.best_epoch,
-        "freeze_blocks": config["freeze_blocks"]})
+        "freeze_blocks": config["freeze_blocks"], "train_fingerprint": config["train_fingerprint"]})
     write_json(run_path / "config.json", {**config, "best_epoch": result.best_epoch,
                                           "epochs_run": result.extra["epochs_run"], "seconds": result.extra["seconds"]})
+
+
+@dataclass(frozen=True)
+class TrainedClassifier:
+    """A classifier run folder read back: the model (eval mode), its classes and its training history."""
+
+    model: VGG16  # the weights of the best epoch, in eval mode
+    class_names: tuple[str, ...]  # what its outputs mean, in order
+    history: pd.DataFrame  # one row per epoch
+    path: Path  # the run folder
+
+
+def load_classifier(run_dir: str | Path) -> TrainedClassifier:
+    """Read a run folder written by `train_classifier(..., run_dir=...)`; one-line errors naming it."""
+    from hipaug.models.vgg import load_model
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "model.pt").is_file():
+        raise ConfigError(f"{run_dir}: no model.pt (train one with `hipaug train-classifier`)")
+    model, extra = load_model(run_dir / "model.pt", return_extra=True)
+    classes = tuple(extra.get("class_names") or ())
+    if not classes:
+        raise ConfigError(f"{run_dir / 'model.pt'}: the checkpoint records no class names")
+    history = pd.read_csv(run_dir / "history.csv") if (run_dir / "history.csv").is_file() else pd.DataFrame()
+    return TrainedClassifier(model, classes, history, run_dir)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -341,7 +370,7 @@ def train_classifier(model: VGG16, train, cfg: TrainConfig, seed: int, val=None,
                      weight=weight.to(device, dtype) if weight is not None else None, frozen=frozen, opt=opt, sched=sched,
                      perm_gen=perm_gen, aug_gen=aug_gen)
         bar = stack.enter_context(progress(range(1, cfg.epochs + 1), desc="train", unit="epoch"))
-        stack.enter_context(_cpu_channels_last(model, device))  # NHWC weights on CPU (same Parameter objects)
+        stack.enter_context(cpu_channels_last(model, device))  # NHWC weights on CPU (same Parameter objects)
         rows, best = _fit(loop, bar)
     if best.state is None:
         raise ConfigError("training diverged in epoch 1 (non-finite loss); lower train.lr")

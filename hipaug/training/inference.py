@@ -17,10 +17,10 @@ from hipaug.core import module_dtype, resolve_device, upcast
 from hipaug.errors import DataError
 from hipaug.models.vgg import VGG16
 
-# `_autocast`, `_inference_chunk` and `_cpu_channels_last` also serve the training loop (hipaug.training.classifier).
+# `autocast`, `inference_chunk` and `cpu_channels_last` also serve the training loop (hipaug.training.classifier).
 
 
-def _autocast(device: torch.device, dtype: torch.dtype = torch.float32):
+def autocast(device: torch.device, dtype: torch.dtype = torch.float32):
     # CUDA float32 only: bf16 autocast; on CPU (and for a float64 model) a no-op context, so results
     # keep the model's precision and repeat bit for bit.
     if device.type == "cuda" and dtype == torch.float32:
@@ -31,7 +31,7 @@ def _autocast(device: torch.device, dtype: torch.dtype = torch.float32):
 CPU_CHUNK_BYTES = 16 * 2**20  # activation budget of one inference chunk on CPU (first conv's output)
 
 
-def _inference_chunk(model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device) -> int:
+def inference_chunk(model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device) -> int:
     """Images per forward pass when scoring: `batch_size`, or on CPU fewer so activations stay in cache.
 
     On CPU, throughput falls once a chunk's activations outgrow the caches (default profile: 2,600
@@ -49,7 +49,7 @@ def _inference_chunk(model: nn.Module, x: torch.Tensor, batch_size: int, device:
 
 
 @contextlib.contextmanager
-def _cpu_channels_last(model: nn.Module, device: torch.device):
+def cpu_channels_last(model: nn.Module, device: torch.device):
     """On CPU, hold the conv weights in channels_last (NHWC) memory order while training or scoring.
 
     oneDNN's NHWC convolutions are markedly faster than NCHW for this network on CPU (about 1.3x per
@@ -94,8 +94,8 @@ def _batched_inference(model: VGG16, images, batch_size: int, device: str | torc
     dtype = module_dtype(model)  # the images are scored in the model's precision
     outs = []
     try:
-        bs = _inference_chunk(model, x, batch_size, dev)
-        with _cpu_channels_last(model, dev), torch.inference_mode(), _autocast(dev, dtype):
+        bs = inference_chunk(model, x, batch_size, dev)
+        with cpu_channels_last(model, dev), torch.inference_mode(), autocast(dev, dtype):
             for i in range(0, x.shape[0], bs):
                 outs.append(fn(x[i:i + bs].to(dev, dtype, non_blocking=True)).float().cpu())
     finally:

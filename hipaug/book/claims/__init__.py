@@ -31,7 +31,6 @@ from hipaug.book.claims.ledger import (  # noqa: F401
     resolve,
 )
 from hipaug.book.claims.preconditions import (  # noqa: F401
-    GAN_CONDITIONS,
     PreconditionResult,
     check_filter,
     check_learned,

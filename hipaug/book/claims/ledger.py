@@ -10,8 +10,9 @@ here) or `testable`, with tests that read the results store written by the noteb
   feature manifold vs held-out real images), with `direction: noninferior` and a `margin` for
   "not worse by more than margin".
 
-Preconditions a run must meet before any verdict are the ledger's top-level `preconditions:`,
-overridable per claim (`hipaug.book.claims.preconditions`). The top-level `reported_metrics:`
+Preconditions a run must meet before any verdict are the gates of `hipaug.evaluation.gates` (the
+one place their thresholds live); a claim may override them with its own `preconditions:`
+(`hipaug.book.claims.preconditions`). The top-level `reported_metrics:`
 (precision and MCC in the book's ledger) are tested beside every paired comparison and shown,
 but never vote.
 """
@@ -28,22 +29,14 @@ import numpy as np
 from hipaug.core.io import read_yaml
 from hipaug.core.project import find_project
 from hipaug.errors import ConfigError, DataError
+from hipaug.evaluation.gates import GATES
+from hipaug.evaluation.gates import Gates as Preconditions  # the verdicts' gates: one place for each threshold
 
 RESULT_KEYS = {"table8_folds": "paired", "gan_quality": "proportions"}  # results-store key -> kind of test
 PROPORTIONS = ("gan_test", "real_val", "precision_synthetic", "precision_real", "precision_accepted",
                "precision_rejected")
 DIRECTIONS = ("greater", "less", "noninferior")
 PRECONDITIONS = ("learned", "filter_valid")
-
-
-@dataclass(frozen=True)
-class Preconditions:
-    """Thresholds a run must meet before a claim gets a verdict (`preconditions:` in the ledger)."""
-
-    min_auc: float  # learned: lowest mean fold AUC of a compared condition
-    min_class_rate: float  # learned: lowest sensitivity or specificity of any fold (else near-constant)
-    min_filter_accuracy: float  # filter_valid: lowest accuracy of the realism filter on held-out real images
-    min_accepted_fraction: float  # filter_valid: lowest n_accepted / n_real_train
 
 
 @dataclass(frozen=True)
@@ -119,9 +112,10 @@ def load_ledger(path: str | Path | None = None) -> Ledger:
         raise ConfigError(f"claims ledger {path} does not exist")
     raw = read_yaml(path)
     note = (path.parent / raw.get("note", "")).resolve()
-    if "preconditions" not in raw:
-        raise ConfigError(f"{path.name}: no top-level preconditions mapping")
-    defaults = _preconditions(raw["preconditions"], f"{path.name}: preconditions")
+    if "preconditions" in raw:
+        raise ConfigError(f"{path.name}: a top-level preconditions mapping; the gates live in hipaug.evaluation.gates "
+                          "(one place for each threshold), a claim may override them with its own preconditions")
+    defaults = GATES
     claims, seen = [], set()
     for i, entry in enumerate(raw.get("claims") or []):
         claims.append(_claim(entry, f"{path.name}: claim {entry.get('id', i)!r}", defaults, seen))

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from hipaug.book.claims.ledger import RESULT_KEYS, Check, Preconditions
+from hipaug.method.conditions import GAN_CONDITIONS
 
 NAN = float("nan")
-GAN_CONDITIONS = ("with_gan", "unfiltered_gan")  # conditions pre-trained on images the filter chose or saw
 
 
 @dataclass(frozen=True)

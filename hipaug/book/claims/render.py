@@ -22,7 +22,8 @@ from hipaug.book.claims.evaluate import (
     results_store,
 )
 from hipaug.book.claims.ledger import RESULT_KEYS, Ledger, check_against_note, default_ledger, load_ledger, resolve
-from hipaug.book.claims.preconditions import GAN_CONDITIONS, PreconditionResult, fmt_against
+from hipaug.book.claims.preconditions import PreconditionResult, fmt_against
+from hipaug.method.conditions import GAN_CONDITIONS
 from hipaug.core import numbers
 from hipaug.errors import ConfigError
 from hipaug.paper import paper_difference

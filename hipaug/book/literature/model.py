@@ -1,7 +1,7 @@
 """What a parsed literature note holds: metadata, creators, annotations, callouts, counts.
 
 Book side, literature import: frozen dataclasses the parser fills and the renderer, the BibTeX
-writer and the claims ledger read; the reader's colour code (PAPER.md).
+writer and the claims ledger read; the reader's colour code (`COLOUR_CODE` below).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hipaug.book.literature.text import slug_key
 
-# The reader's colour code (PAPER.md): hex -> (colour name, role)
+# The reader's colour code, used consistently across their notes: hex -> (colour name, role)
 COLOUR_CODE: dict[str, tuple[str, str]] = {
     "#ffd400": ("yellow", "motivation"),
     "#2ea8e5": ("blue", "method"),

@@ -11,7 +11,7 @@ Modules (lowest first): ``base`` (class names, argument checks, parameter draws,
 ``solids`` (canvas, bone material, texture, tubes/ellipsoids/rings), ``drawing`` (bones, soft
 tissue, the break geometry, patients), ``fracture`` (sampling of limb and hip fractures),
 ``limbs`` and ``pelvis`` (the scenes), ``imaging`` (the X-ray image chain), ``render`` (the batch
-API) and ``write`` (the dataset folder).
+API), ``write`` (the dataset folder) and ``spec`` (what a profile renders).
 
 Image formation (vectorised with numpy over chunks of images of one part)
     1. Anatomy is analytic 3-D solids in a canonical frame (cm, x right, y down), per image
@@ -120,6 +120,7 @@ Contact sheets: ``python scripts/contact_sheet.py`` -> ``build/contact_sheet_{li
 
 from hipaug.data.phantoms.base import LIMB_FRACTURE_TYPES, LIMB_PARTS, PELVIC_CLASSES, PELVIC_FRACTURE_TYPES
 from hipaug.data.phantoms.render import PhantomBatch, render_limb, render_pair, render_pelvic
+from hipaug.data.phantoms.spec import PhantomSpec
 from hipaug.data.phantoms.write import write_dataset, write_limb_dataset, write_pelvic_dataset
 
 __all__ = [
@@ -128,6 +129,7 @@ __all__ = [
     "LIMB_FRACTURE_TYPES",
     "PELVIC_FRACTURE_TYPES",
     "PhantomBatch",
+    "PhantomSpec",
     "render_limb",
     "render_pelvic",
     "render_pair",

@@ -25,19 +25,19 @@ LABEL_MODES = ("part", "fracture", "part+fracture")  # render_limb(labels=...)
 # 8-bit images, hence the data's fingerprint, between machines. At float64 the kernels' last-bit
 # differences stay far below half a grey level, so every CPU writes the same PNGs.
 REAL = np.float64
-_NU = 96  # uniforms per parameter block (anatomy, fracture, imaging)
-_KIND_LIMB, _KIND_PELVIC = 1, 2  # first element of a patient key (a name of its random stream)
+N_UNIFORMS = 96  # uniforms per parameter block (anatomy, fracture, imaging)
+KIND_LIMB, KIND_PELVIC = 1, 2  # first element of a patient key (a name of its random stream)
 
 
 # ----------------------------------------------------------------------------------- arguments
-def _check_int(name: str, value, minimum: int) -> int:
+def check_int(name: str, value, minimum: int) -> int:
     """Return `value` as an int, or raise ConfigError naming `name`."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < minimum:
         raise ConfigError(f"{name}={value!r} must be an integer >= {minimum}")
     return int(value)
 
 
-def _check_difficulty(difficulty) -> float:
+def check_difficulty(difficulty) -> float:
     """Return the difficulty as a float in (0, 3], or raise ConfigError."""
     try:
         d = float(difficulty)
@@ -48,7 +48,7 @@ def _check_difficulty(difficulty) -> float:
     return d
 
 
-def _check_rate(rate) -> float:
+def check_rate(rate) -> float:
     """Return the fracture rate as a float in [0, 1], or raise ConfigError."""
     try:
         r = float(rate)
@@ -60,7 +60,7 @@ def _check_rate(rate) -> float:
 
 
 # ------------------------------------------------------------------------------ random draws
-class _Draw:
+class Draw:
     """Hand out the columns of a (B, K) block of uniforms in a fixed order, mapped to ranges."""
 
     def __init__(self, u: np.ndarray):
@@ -68,7 +68,7 @@ class _Draw:
 
     def col(self) -> np.ndarray:
         if self.k >= self.u.shape[1]:
-            raise RuntimeError("phantom parameter block exhausted; raise _NU")
+            raise RuntimeError("phantom parameter block exhausted; raise N_UNIFORMS")
         c = self.u[:, self.k]
         self.k += 1
         return c
@@ -88,12 +88,12 @@ class _Draw:
         return np.minimum(np.searchsorted(cum, self.col(), side="right"), len(probs) - 1)
 
 
-def _b(a) -> np.ndarray:
+def per_image(a) -> np.ndarray:
     """(B,) -> (B, 1, 1) float64 for broadcasting against pixel grids."""
     return np.asarray(a, dtype=REAL).reshape(-1, 1, 1)
 
 
-def _rot(x, y, ang):
+def rotate_xy(x, y, ang):
     """Rotate the vector (x, y) by `ang` radians."""
     c, s = np.cos(ang), np.sin(ang)
     return x * c - y * s, x * s + y * c
@@ -103,18 +103,18 @@ def _rot(x, y, ang):
 _SEV_GAMMA = 0.25  # severity exponent at difficulty 1 (calibrated, see hipaug.data.phantoms)
 
 
-def _severity(F: _Draw, difficulty: float) -> np.ndarray:
+def fracture_severity(F: Draw, difficulty: float) -> np.ndarray:
     """Fracture severity in [0, 1]: u ** (gamma * difficulty**2), subtler when difficult."""
     return F.col() ** (_SEV_GAMMA * difficulty**2)
 
 
-def _pose_scale(difficulty: float) -> float:
+def pose_scale(difficulty: float) -> float:
     """Scale of pose variation (rotation, shift) and of other nuisances for a difficulty."""
     return 0.3 + 0.5 * difficulty
 
 
 # ----------------------------------------------------------------------------- linear algebra
-def _sandwich(G: np.ndarray, x: np.ndarray) -> np.ndarray:
+def sandwich(G: np.ndarray, x: np.ndarray) -> np.ndarray:
     """G @ x[b] @ G.T for every image b, computed image by image (so that an image's result
     does not depend on the batch it is in: a stacked product may be merged into one GEMM whose
     blocking, and last-bit rounding, changes with the batch size)."""

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hipaug.data.phantoms.base import REAL, _b, _Draw, _sandwich
-from hipaug.data.phantoms.solids import _Canvas, _Ellipsoid, _Material
+from hipaug.data.phantoms.base import REAL, per_image, Draw, sandwich
+from hipaug.data.phantoms.solids import Canvas, Ellipsoid, Material
 
 
 # --------------------------------------------------------------------------------- fracture
 @dataclass
-class _Frac:
+class Break:
     """Per-image fracture of one bone (identity transform and no gap where not fractured)."""
 
     fx: np.ndarray  # break point x (cm)
@@ -98,7 +98,7 @@ def _accumulate(cv, comps, boxes, box, inverse=None, frac=None, need_inner=True)
     return O, inn, K
 
 
-def _draw_bone(cv: _Canvas, comps, mat: _Material, frac: _Frac | None = None):
+def draw_bone(cv: Canvas, comps, mat: Material, frac: Break | None = None):
     """Add one bone (union of components, optionally fractured) to the canvas."""
     boxes, box = _bone_box(cv, comps, frac)
     if box is None:
@@ -109,21 +109,21 @@ def _draw_bone(cv: _Canvas, comps, mat: _Material, frac: _Frac | None = None):
         val = Bp
     else:
         ipx = REAL(1.0 / cv.px)
-        fx, fy, nx, ny = _b(frac.fx), _b(frac.fy), _b(frac.nx), _b(frac.ny)
-        g2 = _b(frac.gap) * 0.5
+        fx, fy, nx, ny = per_image(frac.fx), per_image(frac.fy), per_image(frac.nx), per_image(frac.ny)
+        g2 = per_image(frac.gap) * 0.5
         # proximal fragment: the bone itself, on the proximal side of the break line
         s = (X - fx) * nx + (Y - fy) * ny
         along = (X - fx) * (-ny) + (Y - fy) * nx
-        crack = _smoothstep_px(_b(frac.crack) - (along + 8.0), ipx)  # crack starts 8 cm "before"
+        crack = _smoothstep_px(per_image(frac.crack) - (along + 8.0), ipx)  # crack starts 8 cm "before"
         hp = _smoothstep_px(s + g2, ipx)
         gapband = hp - _smoothstep_px(s - g2, ipx)
         mp = 1.0 - hp + gapband * (1.0 - crack)
         # distal fragment: q = T^-1 p (undo translation, then rotation about the break point)
-        ca, sa = _b(np.cos(frac.ang)), _b(np.sin(frac.ang))
-        tx, ty = _b(frac.tx), _b(frac.ty)
+        ca, sa = per_image(np.cos(frac.ang)), per_image(np.sin(frac.ang))
+        tx, ty = per_image(frac.tx), per_image(frac.ty)
 
         if frac.k is not None:
-            kc, ik = _b(frac.kc), _b(1.0 / frac.k)
+            kc, ik = per_image(frac.kc), per_image(1.0 / frac.k)
 
             def inverse(Xp, Yp):
                 rx, ry = Xp - fx - tx, Yp - fy - ty
@@ -143,7 +143,7 @@ def _draw_bone(cv: _Canvas, comps, mat: _Material, frac: _Frac | None = None):
         for k in range(frac.extra.shape[1]):
             if not np.any(frac.extra[:, k, 2] > 0):
                 continue
-            off, an, gw, reach = (_b(frac.extra[:, k, j]) for j in range(4))
+            off, an, gw, reach = (per_image(frac.extra[:, k, j]) for j in range(4))
             cx, cy = fx + off * (-ny), fy + off * nx
             d = (X - cx) * np.cos(an) + (Y - cy) * np.sin(an)
             r2 = (X - cx) ** 2 + (Y - cy) ** 2
@@ -152,7 +152,7 @@ def _draw_bone(cv: _Canvas, comps, mat: _Material, frac: _Frac | None = None):
         for k in range(frac.frags.shape[1]):
             if not np.any(frac.frags[:, k, 2] > 0):
                 continue
-            oa, on, rad = (_b(frac.frags[:, k, j]) for j in range(3))
+            oa, on, rad = (per_image(frac.frags[:, k, j]) for j in range(3))
             cx, cy = fx + oa * (-ny) + on * nx, fy + oa * nx + on * ny
             r2 = (X - cx) ** 2 + (Y - cy) ** 2
             val = val + mat.cort * 2.0 * np.sqrt(np.maximum(rad * rad - r2, 0.0))
@@ -161,13 +161,13 @@ def _draw_bone(cv: _Canvas, comps, mat: _Material, frac: _Frac | None = None):
         cv.bone[:, sy, sx] += val
 
 
-def _draw_soft(cv: _Canvas, comps):
+def draw_soft(cv: Canvas, comps):
     """Soft-tissue envelope: union of components, fat over muscle (cort = fat thickness).
 
     Evaluated on every second canonical pixel and interpolated: soft tissue is smooth, and it
     covers most of the field, so this halves the cost of a phantom.
     """
-    half = _Canvas.__new__(_Canvas)
+    half = Canvas.__new__(Canvas)
     half.B, half.n, half.fov = cv.B, (cv.n + 1) // 2, cv.fov
     half.px = cv.px * 2
     half.c = (cv.c[0::2] + 0.5 * cv.px).astype(REAL)
@@ -179,7 +179,7 @@ def _draw_soft(cv: _Canvas, comps):
     full = np.zeros((cv.B, half.n, half.n), REAL)
     full[:, box[0], box[1]] = val
     U = _upsample_matrix(cv.n, half.n)
-    cv.P += _sandwich(U, full)
+    cv.P += sandwich(U, full)
 
 
 @functools.lru_cache(maxsize=16)
@@ -194,18 +194,18 @@ def _upsample_matrix(n: int, m: int) -> np.ndarray:
     return U
 
 
-def _add_blob(cv: _Canvas, cx, cy, a, b, c, ang, mu, lens=False):
+def add_blob(cv: Canvas, cx, cy, a, b, c, ang, mu, lens=False):
     """Add mu * chord of a plain ellipsoid (gas pockets, foramina, swelling) to the canvas."""
-    e = _Ellipsoid(cx, cy, a, b, c, ang, cort=0.0, lens=lens)
+    e = Ellipsoid(cx, cy, a, b, c, ang, cort=0.0, lens=lens)
     box = cv.box(*e.bbox())
     if box is None:
         return
     sy, sx, X, Y = box
-    cv.P[:, sy, sx] += _b(mu) * e.eval(X, Y, need_inner=False)[0]
+    cv.P[:, sy, sx] += per_image(mu) * e.eval(X, Y, need_inner=False)[0]
 
 
 # --------------------------------------------------------------------------------- patients
-def _patient(cv: _Canvas, A: _Draw) -> dict:
+def draw_patient(cv: Canvas, A: Draw) -> dict:
     """Patient variation shared by all parts (scales relative to an average adult)."""
     cv.set_texture(A.col(), A.col())
     op = A.col() ** 1.3  # age-like osteopenia 0..1
@@ -222,7 +222,7 @@ def _patient(cv: _Canvas, A: _Draw) -> dict:
     )
 
 
-def _mat(cv: _Canvas, pt: dict, scale: float = 1.0) -> _Material:
+def bone_material(cv: Canvas, pt: dict, scale: float = 1.0) -> Material:
     """Bone material of a patient (cancellous density times `scale`)."""
-    return _Material(cv, pt["cort_rel"] * cv.mu["cort"], pt["canc_rel"] * cv.mu["canc"] * scale,
+    return Material(cv, pt["cort_rel"] * cv.mu["cort"], pt["canc_rel"] * cv.mu["canc"] * scale,
                      pt["tex_amp"])

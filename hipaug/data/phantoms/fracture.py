@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from hipaug.data.phantoms.base import REAL, _Draw, _rot, _severity
-from hipaug.data.phantoms.drawing import _add_blob, _Frac
+from hipaug.data.phantoms.base import REAL, Draw, rotate_xy, fracture_severity
+from hipaug.data.phantoms.drawing import add_blob, Break
 
 
-def _limb_fracture(F: _Draw, on: np.ndarray, ax, ay, bx, by, R, tpos,
-                   ftype: np.ndarray, sev: np.ndarray, signs: np.ndarray) -> _Frac:
+def limb_fracture(F: Draw, on: np.ndarray, ax, ay, bx, by, R, tpos,
+                   ftype: np.ndarray, sev: np.ndarray, signs: np.ndarray) -> Break:
     """Fracture of a long bone with shaft axis a->b at relative position tpos (per image)."""
     B = on.shape[0]
     dx, dy = bx - ax, by - ay
@@ -49,21 +49,21 @@ def _limb_fracture(F: _Draw, on: np.ndarray, ax, ay, bx, by, R, tpos,
     off = ~on
     gap, ang, tx, ty = (np.where(off, 0.0, v) for v in (gap, ang, tx, ty))
     crack = np.where(off, 50.0, crack)
-    return _Frac(fx, fy, nx, ny, gap, ang, tx, ty, crack, extra, frags, on=on)
+    return Break(fx, fy, nx, ny, gap, ang, tx, ty, crack, extra, frags, on=on)
 
 
-def _hip_fracture(F: _Draw, on, difficulty, hx, hy, hr, geo, sz):
+def hip_fracture(F: Draw, on, difficulty, hx, hy, hr, geo, sz):
     """Hip fracture of the image-left femur (patient's right before mirroring)."""
     B = on.shape[0]
     ftype = F.choice([0.35, 0.25, 0.4])  # subcapital, transcervical, intertrochanteric
-    sev = _severity(F, difficulty)
+    sev = fracture_severity(F, difficulty)
     impacted = (F.col() < 0.4) & (ftype < 2)
     ndx, ndy = geo["ndx"], geo["ndy"]  # head -> shaft along the neck
     # neck fractures: break across the neck at a distance from the head centre
     dist = np.where(ftype == 0, hr * F.uni(0.85, 1.05), hr + F.uni(0.8, 1.6) * sz)
     pauw = np.radians(F.norm(0.0, 12.0))
     nfx, nfy = hx + ndx * dist, hy + ndy * dist
-    nnx, nny = _rot(ndx, ndy, pauw)
+    nnx, nny = rotate_xy(ndx, ndy, pauw)
     # intertrochanteric: line from greater trochanter (superolateral) to lesser (inferomedial)
     gtx, gty = hx - 4.6 * sz + F.uni(-0.3, 0.3), hy + 1.0 * sz + F.uni(-0.4, 0.4)
     ltx, lty = hx - 1.9 * sz, hy + 6.0 * sz + F.uni(-0.5, 0.3)
@@ -114,16 +114,16 @@ def _hip_fracture(F: _Draw, on, difficulty, hx, hy, hr, geo, sz):
     off = ~on
     gap, ang, tx, ty = (np.where(off, 0.0, v) for v in (gap, ang, tx, ty))
     crack = np.where(off, 50.0, crack)
-    fr = _Frac(fx, fy, nx, ny, gap, ang, tx, ty, crack, extra, frags, on=on, k=kf, kc=kc)
+    fr = Break(fx, fy, nx, ny, gap, ang, tx, ty, crack, extra, frags, on=on, k=kf, kc=kc)
     disp = np.where(on, np.hypot(tx, ty) + gap, 0.0)
     return fr, ftype, sev, impacted & on, disp
 
 
-def _swell(cv, fracs, on, sev, size):
+def swell(cv, fracs, on, sev, size):
     """Soft-tissue swelling (haematoma) around a fracture: up to (0.2 + 0.8 * severity) cm of
     extra tissue, thinning smoothly to the edge of an ellipse of ~size cm."""
     for fr in fracs:
         amp = np.where(fr.on, 0.1 + 0.4 * sev, 0.0)  # half the peak thickness (c of the lens)
         if np.any(amp > 0):
-            _add_blob(cv, fr.fx, fr.fy, 1.0 * size, 1.5 * size, 1.0, 0.0, amp * cv.mu["muscle"],
+            add_blob(cv, fr.fx, fr.fy, 1.0 * size, 1.5 * size, 1.0, 0.0, amp * cv.mu["muscle"],
                       lens=True)

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from hipaug.data.phantoms.base import REAL, _b, _Draw, _pose_scale, _sandwich
-from hipaug.data.phantoms.solids import _Canvas
+from hipaug.data.phantoms.base import REAL, per_image, Draw, pose_scale, sandwich
+from hipaug.data.phantoms.solids import Canvas
 
 _MU_LEAD = 4.5  # the marker's line integral (lead: effectively opaque)
 _GLYPHS = {
@@ -44,19 +44,19 @@ def _gauss_matrix(n: int, sigma: float) -> np.ndarray:
 
 
 def _blur(x: np.ndarray, sigma: float) -> np.ndarray:
-    return _sandwich(_gauss_matrix(x.shape[-1], float(sigma)), x)
+    return sandwich(_gauss_matrix(x.shape[-1], float(sigma)), x)
 
 
-def _warp(P: np.ndarray, cv: _Canvas, S: int, fov_out, theta, tx, ty, mirror) -> np.ndarray:
+def warp(P: np.ndarray, cv: Canvas, S: int, fov_out, theta, tx, ty, mirror) -> np.ndarray:
     """Bilinear resampling of the canonical line integral into the detector frame."""
     B, n = P.shape[0], cv.n
     g = (np.arange(S, dtype=REAL) + 0.5) / S - 0.5
-    fo = _b(fov_out)
+    fo = per_image(fov_out)
     xo, yo = g[None, None, :] * fo, g[None, :, None] * fo
-    c, s = _b(np.cos(theta)), _b(np.sin(theta))
-    xr = c * xo - s * yo + _b(tx)
-    yr = s * xo + c * yo + _b(ty)
-    xr = xr * _b(np.where(mirror, -1.0, 1.0))
+    c, s = per_image(np.cos(theta)), per_image(np.sin(theta))
+    xr = c * xo - s * yo + per_image(tx)
+    yr = s * xo + c * yo + per_image(ty)
+    xr = xr * per_image(np.where(mirror, -1.0, 1.0))
     inv = REAL(1.0 / cv.px)
     fj = np.clip((xr + cv.fov / 2) * inv - 0.5, 0.0, n - 2.0001)
     fi = np.clip((yr + cv.fov / 2) * inv - 0.5, 0.0, n - 2.0001)
@@ -101,13 +101,13 @@ def _quantiles(D: np.ndarray, valid: np.ndarray, qs: Sequence[float]) -> list[np
     return out
 
 
-def _image_chain(P, cv, S, I: _Draw, kind: str, difficulty: float, z: np.ndarray, fov_part: float,
+def image_chain(P, cv, S, I: Draw, kind: str, difficulty: float, z: np.ndarray, fov_part: float,
                  fixed_mirror=None, marker_side=None):
     """Pose, marker, collimation, Beer-Lambert, scatter, noise, log, window -> display [0, 1].
 
     The steps draw from the imaging block ``I`` in this order; keep it (images depend on it).
     """
-    ps = _pose_scale(difficulty)
+    ps = pose_scale(difficulty)
     det = _DETECTOR[kind]
     theta = np.radians(I.norm(0.0, det["rot"] * ps, clip=2.5))
     zoom = I.uni(0.92, 1.1)
@@ -115,7 +115,7 @@ def _image_chain(P, cv, S, I: _Draw, kind: str, difficulty: float, z: np.ndarray
     tx = I.uni(-0.05, 0.05) * fov_part * ps
     ty = I.uni(-0.05, 0.05) * fov_part * ps
     mirror = (I.col() < 0.5) if fixed_mirror is None else fixed_mirror
-    Pout = _warp(P, cv, S, fov_out, theta, tx, ty, mirror)
+    Pout = warp(P, cv, S, fov_out, theta, tx, ty, mirror)
     col, margins, X, Y = _collimation(I, det, ps, P.shape[0], S)
     # lead marker (L/R): consistent with the mirror for limbs; AP pelvis: R on image left
     letter_r = mirror if marker_side is None else marker_side
@@ -130,10 +130,10 @@ def _image_chain(P, cv, S, I: _Draw, kind: str, difficulty: float, z: np.ndarray
     return out, Pout, pose, (theta, fov_out, tx, ty, mirror)
 
 
-def _collimation(I: _Draw, det: dict, ps: float, B: int, S: int):
+def _collimation(I: Draw, det: dict, ps: float, B: int, S: int):
     """Blocked primary outside a slightly rotated rectangle -> (transmission, side margins, X, Y)."""
     g = (np.arange(S, dtype=REAL) + 0.5) / S - 0.5
-    cang = _b(np.radians(I.norm(0.0, 1.2)))
+    cang = per_image(np.radians(I.norm(0.0, 1.2)))
     X, Y = g[None, None, :], g[None, :, None]
     Xr, Yr = X + cang * Y, Y - cang * X
     col = np.ones((B, S, S), REAL)
@@ -143,11 +143,11 @@ def _collimation(I: _Draw, det: dict, ps: float, B: int, S: int):
         m = np.where(I.col() < det["col_p"] * min(ps, 1.5), I.uni(0.02, 0.1), -1.0)
         margins.append(m)
         coord = (-Xr, Xr, -Yr, Yr)[side]
-        col *= np.clip((0.5 - _b(m) - coord) * soft_px + 0.5, 0.0, 1.0)
+        col *= np.clip((0.5 - per_image(m) - coord) * soft_px + 0.5, 0.0, 1.0)
     return col, margins, X, Y
 
 
-def _burn_marker(Pout, I: _Draw, kind: str, letter_r, margins, S: int) -> np.ndarray:
+def _burn_marker(Pout, I: Draw, kind: str, letter_r, margins, S: int) -> np.ndarray:
     """Add the lead L/R letter inside the field to Pout (in place) -> mask of the marker's pixels."""
     B = Pout.shape[0]
     h = max(3, int(round(0.075 * S)))
@@ -176,12 +176,12 @@ def _burn_marker(Pout, I: _Draw, kind: str, letter_r, margins, S: int) -> np.nda
     return marker
 
 
-def _expose(Pout, col, X, Y, I: _Draw, det: dict, S: int, difficulty: float, z: np.ndarray):
+def _expose(Pout, col, X, Y, I: Draw, det: dict, S: int, difficulty: float, z: np.ndarray):
     """Heel effect, Beer-Lambert primary, scatter, quantum noise, detector blur -> (log density D, n0, spr)."""
     # heel effect (anode-cathode along the long axis) and Beer-Lambert primary
-    heel = 1.0 + _b(I.uni(-0.18, 0.18)) * Y + _b(I.uni(-0.05, 0.05)) * X
+    heel = 1.0 + per_image(I.uni(-0.18, 0.18)) * Y + per_image(I.uni(-0.05, 0.05)) * X
     prim = heel * np.exp(-Pout) * (col + 2e-4)
-    spr = _b(I.uni(*det["spr"]))
+    spr = per_image(I.uni(*det["spr"]))
     scat = spr * _blur(prim, 0.12 * S)
     inten = prim + scat
     # quantum noise: photons per pixel scale with pixel area, fewer photons when difficult
@@ -189,24 +189,24 @@ def _expose(Pout, col, X, Y, I: _Draw, det: dict, S: int, difficulty: float, z: 
     # (photons per pixel fall with pixel area; we use (64/S)**1, as if the detector were finer
     # than the output grid and the image had been downsampled: grain stays moderate at 256 px)
     n0 = np.exp(I.uni(math.log(lo_n), math.log(hi_n))) * (64.0 / S) / difficulty
-    noisy = inten + np.sqrt(np.maximum(inten, 0.0) / _b(n0)) * z
-    noisy = np.maximum(noisy, _b(0.5 / n0))
+    noisy = inten + np.sqrt(np.maximum(inten, 0.0) / per_image(n0)) * z
+    noisy = np.maximum(noisy, per_image(0.5 / n0))
     noisy = _blur(noisy, 0.5)  # detector unsharpness (correlates the noise a little)
     return -np.log(noisy), n0, spr
 
 
-def _process(D, col, valid, I: _Draw, det: dict, S: int) -> np.ndarray:
+def _process(D, col, valid, I: Draw, det: dict, S: int) -> np.ndarray:
     """Digital-radiography processing: dynamic range compression and unsharp-mask edge enhancement."""
     # large-scale density is pulled toward the median, as multi-scale processing does
     (q_mid,) = _quantiles(D, valid, (0.5,))
-    Dv = np.where(col > 0.6, D, _b(q_mid))
-    drc = _b(I.uni(*det["drc"]))
-    D = D - drc * (_blur(Dv, 0.1 * S) - _b(q_mid))
-    ee = _b(I.uni(0.0, 0.8))
+    Dv = np.where(col > 0.6, D, per_image(q_mid))
+    drc = per_image(I.uni(*det["drc"]))
+    D = D - drc * (_blur(Dv, 0.1 * S) - per_image(q_mid))
+    ee = per_image(I.uni(0.0, 0.8))
     return D + ee * (D - _blur(D, 2.5 * S / 64))
 
 
-def _window(D, valid, I: _Draw, kind: str) -> np.ndarray:
+def _window(D, valid, I: Draw, kind: str) -> np.ndarray:
     """Window from the histogram inside the field (as PACS auto-windowing does), film-like sigmoid."""
     q_lo, q_mid, q_hi = _quantiles(D, valid, (0.01, 0.5, 0.998))
     rng_ = np.maximum(q_hi - q_lo, 0.2)
@@ -221,17 +221,17 @@ def _window(D, valid, I: _Draw, kind: str) -> np.ndarray:
     sig = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
     y0, y1 = sig(-k * x0), sig(k * (1.0 - x0))
     scale = k / np.maximum(wh - wl, 0.1)
-    v = D * _b(-scale)
-    v += _b(scale * (wl + x0 * (wh - wl)))  # v = -k * ((D - wl) / (wh - wl) - x0)
+    v = D * per_image(-scale)
+    v += per_image(scale * (wl + x0 * (wh - wl)))  # v = -k * ((D - wl) / (wh - wl) - x0)
     np.exp(v, out=v)
     v += 1.0
     np.reciprocal(v, out=v)
-    v -= _b(y0)
-    v *= _b(1.0 / (y1 - y0))
+    v -= per_image(y0)
+    v *= per_image(1.0 / (y1 - y0))
     return np.clip(v, 0.0, 1.0).astype(np.float32)
 
 
-def _to_image_xy(fx, fy, theta, fov_out, tx, ty, mirror):
+def to_image_xy(fx, fy, theta, fov_out, tx, ty, mirror):
     """Canonical cm -> normalised detector coordinates (inverse of the warp)."""
     xr = np.where(mirror, -fx, fx) - tx
     yr = fy - ty

@@ -19,22 +19,22 @@ import pandas as pd
 from hipaug.core import check_image_size
 from hipaug.core.seeds import numpy_rng
 from hipaug.data.phantoms.base import (
-    _KIND_LIMB,
-    _KIND_PELVIC,
-    _NU,
+    KIND_LIMB,
+    KIND_PELVIC,
+    N_UNIFORMS,
     REAL,
     LABEL_MODES,
     LIMB_PARTS,
     PELVIC_CLASSES,
-    _check_difficulty,
-    _check_int,
-    _check_rate,
-    _Draw,
+    check_difficulty,
+    check_int,
+    check_rate,
+    Draw,
 )
-from hipaug.data.phantoms.imaging import _image_chain, _to_image_xy, _warp
-from hipaug.data.phantoms.limbs import _LIMB_SCENES
-from hipaug.data.phantoms.pelvis import _scene_pelvis
-from hipaug.data.phantoms.solids import _Canvas
+from hipaug.data.phantoms.imaging import image_chain, to_image_xy, warp
+from hipaug.data.phantoms.limbs import LIMB_SCENES
+from hipaug.data.phantoms.pelvis import scene_pelvis
+from hipaug.data.phantoms.solids import Canvas
 from hipaug.errors import ConfigError
 
 
@@ -81,28 +81,28 @@ def _render_chunk(kind, part, ck, on, S, seed, difficulty, maps):
     fov = _FOV[part]
     n = int(math.ceil(S * _MARGIN * _SS[S]))
     n += n % 2
-    U = np.empty((B, 3 * _NU))
+    U = np.empty((B, 3 * N_UNIFORMS))
     Z = np.empty((B, S, S), REAL)
     for i, key in enumerate(ck):
         rng = numpy_rng(seed, "phantom", *key)
-        U[i] = rng.random(3 * _NU)
+        U[i] = rng.random(3 * N_UNIFORMS)
         Z[i] = rng.standard_normal((S, S), dtype=REAL)
-    A, Fd, I = _Draw(U[:, :_NU]), _Draw(U[:, _NU:2 * _NU]), _Draw(U[:, 2 * _NU:])
-    cv = _Canvas(B, n, fov * _MARGIN, "pelvic" if kind == "pelvic" else "limb", maps=maps)
+    A, Fd, I = Draw(U[:, :N_UNIFORMS]), Draw(U[:, N_UNIFORMS:2 * N_UNIFORMS]), Draw(U[:, 2 * N_UNIFORMS:])
+    cv = Canvas(B, n, fov * _MARGIN, "pelvic" if kind == "pelvic" else "limb", maps=maps)
     if kind == "pelvic":
-        m = _scene_pelvis(cv, A, Fd, on, difficulty)
+        m = scene_pelvis(cv, A, Fd, on, difficulty)
         mirror = I.col() < 0.5
         marker = I.col() < 0.5  # True: "R" on image left
-        out, Pout, pose, geo = _image_chain(cv.P, cv, S, I, kind, difficulty, Z, fov,
+        out, Pout, pose, geo = image_chain(cv.P, cv, S, I, kind, difficulty, Z, fov,
                                             fixed_mirror=mirror, marker_side=marker)
         # the canonical image-left femur is the patient's right; a mirror makes it the left
         m["side"] = np.where(on, np.where(mirror, "left", "right"), "none")
     else:
-        m = _LIMB_SCENES[part](cv, A, Fd, on, difficulty)
-        out, Pout, pose, geo = _image_chain(cv.P, cv, S, I, "limb", difficulty, Z, fov)
+        m = LIMB_SCENES[part](cv, A, Fd, on, difficulty)
+        out, Pout, pose, geo = image_chain(cv.P, cv, S, I, "limb", difficulty, Z, fov)
         m["part"] = np.full(B, part)
         m["laterality"] = np.where(pose["mirrored"], "R", "L")
-    fxn, fyn = _to_image_xy(*m.pop("_frac_xy"), *geo)
+    fxn, fyn = to_image_xy(*m.pop("_frac_xy"), *geo)
     m["frac_x"] = np.where(on, np.round(fxn, 4), np.nan)
     m["frac_y"] = np.where(on, np.round(fyn, 4), np.nan)
     m["fracture"] = on
@@ -110,7 +110,7 @@ def _render_chunk(kind, part, ck, on, S, seed, difficulty, maps):
         m[kk] = pose[kk]
     m["patient_id"] = [_patient_id(seed, k) for k in ck]
     if maps:
-        bone = _warp(cv.bone, cv, S, geo[1], geo[0], geo[2], geo[3], geo[4])
+        bone = warp(cv.bone, cv, S, geo[1], geo[0], geo[2], geo[3], geo[4])
         return out, m, dict(P=Pout, bone=bone, field=pose["field"])
     return out, m, None
 
@@ -199,12 +199,12 @@ def render_limb(per_class: int, image_size: int = 64, seed: int = 0, labels: str
     angulation (deg), severity (0..1), frac_x/frac_y, laterality, marker, patient and pose
     parameters, seed, difficulty, image_size.
     """
-    per_class = _check_int("per_class", per_class, 1)
+    per_class = check_int("per_class", per_class, 1)
     S = check_image_size(image_size)
-    seed = _check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
     if labels not in LABEL_MODES:
         raise ConfigError(f"labels={labels!r} must be one of {', '.join(LABEL_MODES)}")
-    difficulty = _check_difficulty(difficulty)
+    difficulty = check_difficulty(difficulty)
     plan = _limb_plan(per_class, labels, _check_parts(parts))
     class_names = tuple(sorted({c for c, *_ in plan}))
     images = np.empty((len(plan), S, S), np.float32)  # rendered in float64, kept as float32
@@ -213,7 +213,7 @@ def render_limb(per_class: int, image_size: int = 64, seed: int = 0, labels: str
         rows = [i for i, r in enumerate(plan) if r[1] == part]
         if not rows:
             continue
-        keys = [(_KIND_LIMB, p_idx, plan[i][2], plan[i][3]) for i in rows]
+        keys = [(KIND_LIMB, p_idx, plan[i][2], plan[i][3]) for i in rows]
         fr = np.array([plan[i][2] == 1 for i in rows])
         img, meta = _render("limb", part, keys, fr, S, seed, difficulty)
         images[rows] = img
@@ -236,17 +236,17 @@ def render_pelvic(n: int, image_size: int = 64, seed: int = 0, fracture_rate: fl
     transcervical, intertrochanteric, none), impacted, displacement (mm), angulation (deg),
     severity, frac_x/frac_y, marker, patient and pose parameters, seed, difficulty, image_size.
     """
-    n = _check_int("n", n, 1)
+    n = check_int("n", n, 1)
     S = check_image_size(image_size)
-    seed = _check_int("seed", seed, 0)
-    rate = _check_rate(fracture_rate)
-    difficulty = _check_difficulty(difficulty)
+    seed = check_int("seed", seed, 0)
+    rate = check_rate(fracture_rate)
+    difficulty = check_difficulty(difficulty)
     nf = int(round(n * rate))
     status = np.array([1] * nf + [0] * (n - nf))
     ks = np.concatenate([np.arange(nf), np.arange(n - nf)])
-    order = numpy_rng(seed, "phantom", _KIND_PELVIC, "order").permutation(n)
+    order = numpy_rng(seed, "phantom", KIND_PELVIC, "order").permutation(n)
     status, ks = status[order], ks[order]
-    keys = [(_KIND_PELVIC, 0, int(s), int(k)) for s, k in zip(status, ks)]
+    keys = [(KIND_PELVIC, 0, int(s), int(k)) for s, k in zip(status, ks)]
     images, meta = _render("pelvic", "pelvic", keys, status == 1, S, seed, difficulty)
     meta = meta[_PELVIC_COLS].copy()
     meta["fracture"] = meta["fracture"].astype(bool)
@@ -266,15 +266,15 @@ def render_pair(part: str = "pelvic", n: int = 8, image_size: int = 64, seed: in
     """
     if part != "pelvic" and part not in LIMB_PARTS:
         raise ConfigError(f"part={part!r} must be 'pelvic' or one of {', '.join(LIMB_PARTS)}")
-    n = _check_int("n", n, 1)
+    n = check_int("n", n, 1)
     S = check_image_size(image_size)
-    seed = _check_int("seed", seed, 0)
-    difficulty = _check_difficulty(difficulty)
+    seed = check_int("seed", seed, 0)
+    difficulty = check_difficulty(difficulty)
     if part == "pelvic":
-        keys = [(_KIND_PELVIC, 0, 1, k) for k in range(n)]
+        keys = [(KIND_PELVIC, 0, 1, k) for k in range(n)]
         kind, cols, names = "pelvic", _PELVIC_COLS, PELVIC_CLASSES
     else:
-        keys = [(_KIND_LIMB, LIMB_PARTS.index(part), 1, k) for k in range(n)]
+        keys = [(KIND_LIMB, LIMB_PARTS.index(part), 1, k) for k in range(n)]
         kind, cols, names = "limb", _LIMB_COLS, (f"{part}_fracture", f"{part}_normal")
     out = []
     for status in (True, False):

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from hipaug.data.phantoms.base import REAL, _b
+from hipaug.data.phantoms.base import REAL, per_image
 
 # Linear attenuation coefficients (1/cm) for two beam qualities: extremities are taken at low kVp
 # (~55 kV, effective ~32 keV: high bone contrast), the pelvis at ~75 kV (effective ~45 keV).
@@ -63,7 +63,7 @@ def _wrapped_tile(px_milli: int, n: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------- canvas
-class _Canvas:
+class Canvas:
     """Canonical-frame grid (cm) holding the batch's line integral P (B, n, n)."""
 
     def __init__(self, batch: int, n: int, fov: float, beam: str, maps: bool = False):
@@ -97,15 +97,15 @@ class _Canvas:
         return slice(i0, i1), slice(j0, j1), self.c[None, None, j0:j1], self.c[None, i0:i1, None]
 
 
-class _Material:
+class Material:
     """Bone material of one bone in a batch: differential mu of cortex, marrow, cancellous."""
 
-    def __init__(self, cv: _Canvas, cort, canc, tex_amp):
-        self.cort, self.canc = _b(cort), _b(canc)
+    def __init__(self, cv: Canvas, cort, canc, tex_amp):
+        self.cort, self.canc = per_image(cort), per_image(canc)
         self.marrow = REAL(cv.mu["marrow"])
-        self.amp = _b(tex_amp)
+        self.amp = per_image(tex_amp)
 
-    def integral(self, cv: _Canvas, sy, sx, O, inn, K):
+    def integral(self, cv: Canvas, sy, sx, O, inn, K):
         """Bone line integral from outer chord O, inner chord inn and cancellous chord K."""
         dens = self.canc * (1.0 + self.amp * cv.T[:, sy, sx]) - self.marrow
         return self.cort * (O - inn) + self.marrow * inn + K * dens
@@ -114,7 +114,7 @@ class _Material:
 # ------------------------------------------------------------------------------ components
 # Each component returns (O, inn, K): outer chord, inner chord and the cancellous part of the
 # inner chord (cm). A bone is the union of its components (element-wise maximum of each).
-class _Tube:
+class Tube:
     """Tapered capsule from a to b: radius lerp(ra, rb) + flares fa/fb near the ends (cm)."""
 
     def __init__(self, ax, ay, bx, by, ra, rb, fa=0.0, fb=0.0, la=1.5, lb=1.5, cort=0.25,
@@ -122,16 +122,16 @@ class _Tube:
         ax, ay, bx, by = (np.asarray(v, REAL) * np.ones(1, REAL) for v in (ax, ay, bx, by))
         dx, dy = bx - ax, by - ay
         L = np.maximum(np.hypot(dx, dy), 1e-3)
-        self.ax, self.ay = _b(ax), _b(ay)
-        self.dx, self.dy, self.L = _b(dx / L), _b(dy / L), _b(L)
-        self.ra = _b(ra)
-        self.slope = _b((np.asarray(rb, REAL) - np.asarray(ra, REAL)) / L)
+        self.ax, self.ay = per_image(ax), per_image(ay)
+        self.dx, self.dy, self.L = per_image(dx / L), per_image(dy / L), per_image(L)
+        self.ra = per_image(ra)
+        self.slope = per_image((np.asarray(rb, REAL) - np.asarray(ra, REAL)) / L)
         self.flared = bool(np.any(np.asarray(fa) != 0) or np.any(np.asarray(fb) != 0)
                            or float(cbase) < 1.0 or float(cend) < 1.0)
-        self.fa, self.fb = _b(fa), _b(fb)
-        self.ila, self.ilb = _b(1.0 / np.asarray(la, REAL)), _b(1.0 / np.asarray(lb, REAL))
-        self.cort, self.cend, self.cbase = _b(cort), REAL(cend), REAL(cbase)
-        self.depth = _b(2.0 * np.asarray(depth, REAL))
+        self.fa, self.fb = per_image(fa), per_image(fb)
+        self.ila, self.ilb = per_image(1.0 / np.asarray(la, REAL)), per_image(1.0 / np.asarray(lb, REAL))
+        self.cort, self.cend, self.cbase = per_image(cort), REAL(cend), REAL(cbase)
+        self.depth = per_image(2.0 * np.asarray(depth, REAL))
         # cut_b > 0: no round cap at b; the solid fades out over cut_b cm instead
         self.cut_b = REAL(cut_b)
         self.flat = flat  # trunk: thickness ~ sqrt(1 - (d/R)**4), a flatter cross-section
@@ -182,7 +182,7 @@ class _Tube:
         return O, inn, K
 
 
-class _Ellipsoid:
+class Ellipsoid:
     """Ellipsoid with in-plane semi-axes a (along angle) and b, depth semi-axis c, shell `cort`."""
 
     def __init__(self, cx, cy, a, b, c=None, ang=0.0, cort=0.15, lens=False):
@@ -190,13 +190,13 @@ class _Ellipsoid:
         a, b = np.asarray(a, REAL), np.asarray(b, REAL)
         c = np.sqrt(a * b) if c is None else np.asarray(c, REAL)
         ang = np.asarray(ang, REAL)
-        self.cx, self.cy = _b(cx), _b(cy)
+        self.cx, self.cy = per_image(cx), per_image(cy)
         co, si = np.cos(ang), np.sin(ang)
         # quadratic form of the outer and inner ellipse: q = A dx^2 + 2 Bc dx dy + C dy^2
-        self.q_out = tuple(_b(v) for v in _quad(a, b, co, si))
+        self.q_out = tuple(per_image(v) for v in _quad(a, b, co, si))
         ai, bi, ci = (np.maximum(v - cort, 0.02) for v in (a, b, c))
-        self.q_in = tuple(_b(v) for v in _quad(ai, bi, co, si))
-        self.c2, self.ci2 = _b(2 * c), _b(2 * ci)
+        self.q_in = tuple(per_image(v) for v in _quad(ai, bi, co, si))
+        self.c2, self.ci2 = per_image(2 * c), per_image(2 * ci)
         self.lens = lens  # thickness ~ (1 - rho^2) instead of sqrt: a plate thinning to its edge
         r = np.maximum(a, b) + 0.05
         self._bb = (cx - r, cx + r, cy - r, cy + r)
@@ -224,28 +224,28 @@ def _quad(a, b, co, si):
     return (co * co * ia2 + si * si * ib2, 2.0 * co * si * (ia2 - ib2), si * si * ia2 + co * co * ib2)
 
 
-class _Ring:
+class Ring:
     """Tube of radius rr along an ellipse (semi-axes A, B, rotated by ang), optionally an arc.
 
     ``arc`` = (direction angle of the arc centre, half-width), both radians, in the ellipse's own
-    normalised frame. Distance to the ellipse uses the first-order estimate (q - 1) / |grad q|.
+    normalised frame. Distance to the ellipse uses the first-order estimate ``(q - 1) / |grad q|``.
     """
 
     def __init__(self, cx, cy, A, B, rr, ang=0.0, arc=None, cort=0.12, depth=1.0):
         cx, cy = np.asarray(cx, REAL) * np.ones(1, REAL), np.asarray(cy, REAL) * np.ones(1, REAL)
         A, B, rr = np.asarray(A, REAL), np.asarray(B, REAL), np.asarray(rr, REAL)
         ang = np.asarray(ang, REAL)
-        self.cx, self.cy = _b(cx), _b(cy)
-        self.co, self.si = _b(np.cos(ang)), _b(np.sin(ang))
-        self.iA, self.iB = _b(1 / A), _b(1 / B)
-        self.rr2 = _b(rr * rr)
-        self.ri2 = _b(np.maximum(rr - cort, 0.02) ** 2)
-        self.depth = _b(2.0 * np.asarray(depth, REAL))
+        self.cx, self.cy = per_image(cx), per_image(cy)
+        self.co, self.si = per_image(np.cos(ang)), per_image(np.sin(ang))
+        self.iA, self.iB = per_image(1 / A), per_image(1 / B)
+        self.rr2 = per_image(rr * rr)
+        self.ri2 = per_image(np.maximum(rr - cort, 0.02) ** 2)
+        self.depth = per_image(2.0 * np.asarray(depth, REAL))
         if arc is None:
             self.arc = None
         else:
             a0, hw = (np.asarray(v, REAL) for v in arc)
-            self.arc = (_b(np.cos(a0)), _b(np.sin(a0)), _b(np.cos(hw)))
+            self.arc = (per_image(np.cos(a0)), per_image(np.sin(a0)), per_image(np.cos(hw)))
         r = np.maximum(A, B) + rr + 0.05
         self._bb = (cx - r, cx + r, cy - r, cy + r)
 

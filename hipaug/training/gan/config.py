@@ -50,7 +50,7 @@ class ACGANConfig:
     #   our choice, not the paper's: without it G ignored z on the digits check (one image per class)
     aux_fake_in_d: bool = False  # also train D's class head on generated images; off because a
     #   class head that learns G's current samples rewards G for drawing whatever D already files
-    #   under the class, a known route to collapse within a class (PAPER.md, known pitfalls)
+    #   under the class, a known route to collapse within a class
     log_every: int = 50  # steps averaged into one history.csv row (losses synced to CPU only then)
     sample_every: int = 500  # write samples/step_XXXXXX.png every this many steps (0: only at end)
     checkpoint_every: int = 1000  # write checkpoint.pt every this many steps (0: only at end)

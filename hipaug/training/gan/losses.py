@@ -1,6 +1,6 @@
 """AC-GAN losses on logits (paper step 2, the generator): D's and G's losses and MSGAN's mode-seeking term.
 
-Deliberate departures from widely copied public AC-GANs (see PAPER.md, "Known pitfalls"):
+Deliberate departures from widely copied public AC-GANs (two of them apply softmax twice):
 
 - D's heads return logits; the losses are `binary_cross_entropy_with_logits` and `cross_entropy`,
   so softmax is never applied twice;

@@ -21,9 +21,9 @@ from hipaug.core.seeds import torch_generator, torch_global_seed
 from hipaug.errors import ConfigError, DataError
 from hipaug.models.acgan import build_models
 from hipaug.training.augment import check_diffaug, diff_augment
-from hipaug.training.gan_config import ACGANConfig
-from hipaug.training.gan_ema import ema_update
-from hipaug.training.gan_losses import (
+from hipaug.training.gan.config import ACGANConfig
+from hipaug.training.gan.ema import ema_update
+from hipaug.training.gan.losses import (
     D_STATS,
     STAT_ORDER,
     discriminator_loss,
@@ -31,7 +31,7 @@ from hipaug.training.gan_losses import (
     mode_seeking_loss,
     pair_labels,
 )
-from hipaug.training.gan_run import (
+from hipaug.training.gan.run import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_NAME,
     HISTORY_COLUMNS,
@@ -41,7 +41,7 @@ from hipaug.training.gan_run import (
     open_run,
     write_history,
 )
-from hipaug.training.gan_sampling import fixed_grid_inputs, write_grid
+from hipaug.training.gan.sampling import fixed_grid_inputs, write_grid
 
 __all__ = ["train_acgan"]
 

@@ -19,7 +19,7 @@ import torch
 from hipaug import __version__
 from hipaug.core import atomic_write_text, read_json, torch_load, write_json
 from hipaug.errors import ConfigError
-from hipaug.training.gan_config import ACGANConfig
+from hipaug.training.gan.config import ACGANConfig
 
 __all__ = ["ACGANRun", "HISTORY_COLUMNS", "read_history", "read_run_config"]
 

@@ -20,9 +20,9 @@ from hipaug.core.seeds import torch_generator
 from hipaug.data import ImageDataset, from_arrays, write_dataset
 from hipaug.errors import ConfigError, DataError
 from hipaug.models.acgan import Generator, build_generator
-from hipaug.training.gan_config import ACGANConfig
-from hipaug.training.gan_ema import recalibrate_batchnorm
-from hipaug.training.gan_run import CHECKPOINT_NAME
+from hipaug.training.gan.config import ACGANConfig
+from hipaug.training.gan.ema import recalibrate_batchnorm
+from hipaug.training.gan.run import CHECKPOINT_NAME
 
 __all__ = ["load_generator", "sample", "sample_dataset", "sample_to_folder", "save_grid"]
 
