@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hipaug.core import check_image_size, read_yaml, torch_dtype
+from hipaug.data.limits import DataSpec
 from hipaug.data.phantoms import PhantomSpec
 from hipaug.errors import ConfigError
 from hipaug.evaluation.gates import OperatingPoint
@@ -44,6 +45,7 @@ class Profile:
     device: str  # auto | cpu | cuda
     dtype: str  # float32 | float64: every network's precision (float64: the CPU's kernels change no printed result)
     phantom: PhantomSpec  # phantom data sizes (ignored for real folders)
+    data: DataSpec  # how much of a folder of real radiographs a run uses (per-class caps; the phantom's size is phantom's)
     arch: ArchSpec  # VGG-16 architecture shared by all classifiers
     acgan: ACGANConfig  # the AC-GAN and its training loop
     filter_train: TrainConfig  # training of the realism filter classifier
@@ -99,7 +101,7 @@ def load_profile(name_or_path: str | Path, **overrides: Any) -> Profile:
         if not path.is_file():
             raise ConfigError(f"unknown profile '{name_or_path}' (built-in: {', '.join(list_profiles())}; or give a .yaml path)")
     raw = read_yaml(path)
-    known = {"name", "image_size", "seed", "device", "dtype", "phantom", "arch", "acgan", "filter_train", "filter",
+    known = {"name", "image_size", "seed", "device", "dtype", "phantom", "data", "arch", "acgan", "filter_train", "filter",
              "pretrain", "finetune", "transfer", "quality", "ablation", "operating_point"}
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -134,6 +136,7 @@ def load_profile(name_or_path: str | Path, **overrides: Any) -> Profile:
         device=device,
         dtype=dtype,
         phantom=_build(PhantomSpec, "phantom", raw.get("phantom")),
+        data=_build(DataSpec, "data", raw.get("data")),
         arch=_build(ArchSpec, "arch", arch),
         acgan=_build(ACGANConfig, "acgan", acgan),
         filter_train=train_cfg("filter_train"),

@@ -1,6 +1,6 @@
 """Fail CI when the tests of one file were skipped (default: tests/test_fracatlas.py, which needs shared/fracatlas).
 
-    python scripts/check_no_skips.py REPORT [--file tests/test_fracatlas.py]
+    python scripts/check_no_skips.py REPORT [--file tests/test_fracatlas.py ...]
 
 REPORT is pytest's JUnit XML (``--junitxml=REPORT``) or its text output with ``-rs`` (the ``SKIPPED [n] file:line:
 reason`` lines). Exit 1, naming each skipped test and its reason, when a test of the file was skipped (an xfail is
@@ -37,11 +37,24 @@ def rs_skips(text: str, test_file: str) -> list[str]:
     return [m.group(0) for line in text.splitlines() if (m := pat.match(line.strip()))]
 
 
+DEFAULT_FILES = ("tests/test_fracatlas.py", "tests/test_fracatlas_edition.py")  # the tests that need shared/fracatlas
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("report", type=Path, help="pytest JUnit XML (--junitxml) or -rs text output")
-    ap.add_argument("--file", default="tests/test_fracatlas.py", help="the test file that must not skip")
+    ap.add_argument("--file", action="append", help="a test file that must not skip (repeatable; default: "
+                    f"{', '.join(DEFAULT_FILES)})")
     args = ap.parse_args(argv)
+    status = 0
+    for test_file in args.file or DEFAULT_FILES:
+        status = max(status, check(args.report, test_file))
+    return status
+
+
+def check(report: Path, test_file: str) -> int:
+    """0 when no test of `test_file` was skipped in `report`, 1 when some were (or none ran), 2 when it is unreadable."""
+    args = argparse.Namespace(report=report, file=test_file)
     try:
         text = args.report.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:

@@ -44,10 +44,12 @@ def small_folders(tmp_path_factory) -> tuple[Path, Path]:
 
 
 # The heaviest test modules first (by their --durations), then the rest in collection order. `make test`
-# runs with xdist's --dist loadscope --no-loadscope-reorder, which hands out modules in this order: a long
-# module started last would keep one core busy while the other idles.
-HEAVY_FIRST = ("test_any_cpu.py", "test_docs_commands.py", "test_docs_books.py", "test_book.py", "test_grid.py",
-               "05_transfer.ipynb", "06_beyond.ipynb", "02_classic_augmentation.ipynb", "test_acgan_digits.py")
+# runs with xdist's --dist loadscope --no-loadscope-reorder: it hands out whole modules in this order (a
+# notebook's cells and a module's fixtures stay on one worker), and a long module started last would
+# keep one core busy while the other idles.
+HEAVY_FIRST = ("test_any_cpu.py", "test_docs_phantom_runs.py", "test_docs_books.py", "test_book.py", "test_grid.py",
+               "test_docs_own_data.py", "test_docs_steps.py", "05_transfer.ipynb", "06_beyond.ipynb",
+               "02_classic_augmentation.ipynb", "test_acgan_digits.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -122,11 +122,6 @@ def doc_commands() -> list[tuple[str, str]]:
     return [(doc.relative_to(ROOT).as_posix(), c) for doc in DOCS for c in bash_commands(doc.read_text("utf-8"))]
 
 
-@pytest.fixture(scope="module")
-def outdir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("docs")
-
-
 # ------------------------------------------------------------------ the extractor itself
 def test_extractor_joins_continuations_and_drops_comments():
     text = ("prose\n```bash\nmake book   # a comment\n# only a comment\n.venv/bin/hipaug reproduce \\\n"
@@ -167,14 +162,31 @@ def test_every_command_not_run_is_still_in_the_docs():
 
 
 # ------------------------------------------------------------------ running them
+# The docs' commands fall into chains that read only each other's outputs; each chain is one test in a
+# module of its own (tests/test_docs_steps.py, test_docs_phantom_runs.py, test_docs_own_data.py), so
+# `make test`'s two workers can run them side by side (xdist hands out whole modules).
+CHAINS = ("steps", "phantom-runs", "own-data")
+
+
+def chain_of(cmd: str) -> str:
+    """The chain a docs command belongs to: the step-by-step commands, the phantom runs, or the rest."""
+    words = shlex.split(cmd)[1:3]
+    if words[:1] in (["phantom"], ["train-gan"], ["sample"], ["train-classifier"], ["filter"]) or \
+            words == ["data", "check"] and "data/limb" in cmd:
+        return "steps"
+    if words[:1] in (["reproduce"], ["claims"]) and "--limb-dir" not in cmd:
+        return "phantom-runs"
+    return "own-data"
+
+
 _done: set[tuple[str, ...]] = set()
 
 
-def _run_doc(doc: str, small_folders, outdir: Path, slow: bool) -> int:
+def _run_doc(doc: str, small_folders, outdir: Path, slow: bool, chain: str | None = None) -> int:
     limb, pelvic = small_folders
     n = 0
     for d, cmd in doc_commands():
-        if d != doc or cmd in NOT_RUN or cmd.startswith(SLOW) != slow:
+        if d != doc or cmd in NOT_RUN or cmd.startswith(SLOW) != slow or (chain and chain_of(cmd) != chain):
             continue
         key = tuple(substitute(cmd, limb, pelvic, outdir))
         if key in _done:  # the same command in both documents runs once
@@ -185,7 +197,14 @@ def _run_doc(doc: str, small_folders, outdir: Path, slow: bool) -> int:
     return n
 
 
-@pytest.mark.slow  # papermill and `hipaug reproduce` on the smoke profile: about a minute with a warm cache
-@pytest.mark.parametrize("doc", [d.relative_to(ROOT).as_posix() for d in DOCS])
-def test_docs_commands_run(doc, small_folders, outdir):
-    assert _run_doc(doc, small_folders, outdir, slow=False) > 0, f"{doc}: no command ran"
+def test_every_docs_command_is_in_a_chain():
+    chains = {chain_of(c) for _, c in doc_commands() if c not in NOT_RUN and not c.startswith(SLOW)}
+    assert chains == set(CHAINS), chains
+    assert chain_of(".venv/bin/hipaug claims --results results/default/phantom") == "phantom-runs"
+    assert chain_of(".venv/bin/hipaug reproduce --profile default --limb-dir /data/limbs --pelvic-dir /x") == "own-data"
+
+
+def run_chain(chain: str, small_folders, outdir: Path) -> None:
+    """Run every command of one chain, README.md's then book/own_data.md's, each once."""
+    ran = sum(_run_doc(d.relative_to(ROOT).as_posix(), small_folders, outdir, slow=False, chain=chain) for d in DOCS)
+    assert ran > 0, f"chain {chain}: no command ran"

@@ -460,5 +460,9 @@ def test_check_no_skips_reads_junit_and_rs_output(tmp_path):
              "rs.txt": ("SKIPPED [3] tests/test_fracatlas.py:40: no FracAtlas copy\n1 passed, 3 skipped\n", 1)}
     for name, (text, status) in cases.items():
         (tmp_path / name).write_text(text)
-        res = subprocess.run([sys.executable, str(script), str(tmp_path / name)], capture_output=True, text=True)
+        res = subprocess.run([sys.executable, str(script), str(tmp_path / name), "--file", "tests/test_fracatlas.py"],
+                             capture_output=True, text=True)
         assert res.returncode == status, (name, res.stdout, res.stderr)
+    # By default both files that need the copy are checked: the edition's tests missing from the report fail it.
+    res = subprocess.run([sys.executable, str(script), str(tmp_path / "ok.xml")], capture_output=True, text=True)
+    assert res.returncode == 1 and "tests/test_fracatlas_edition.py" in res.stderr

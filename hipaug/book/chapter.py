@@ -47,6 +47,20 @@ def stage_notebook(src: Path, dst: Path) -> None:
     write_if_changed(dst, nbformat.writes(nb) + "\n")
 
 
+FRACATLAS_CITATION = ("FracAtlas {cite}`abedeenFracAtlasDataset2023` (data {cite}`abedeenFracAtlasData2023`, "
+                      "licence CC BY 4.0)")
+
+
+def data_statement(source: str, limb_dir=None, pelvic_dir=None) -> str:
+    """Which radiographs a page's numbers rest on, in words (one rule for every page that names its data)."""
+    if source == "phantom":
+        return "the built-in phantom radiographs (a stand-in for the paper's private hospital data)"
+    if source.startswith("fracatlas-"):
+        return (f"real radiographs: {FRACATLAS_CITATION}, its limb set (hand, leg, shoulder) for pre-training and "
+                "its hip set for fracture detection")
+    return f"your radiographs (limb `{limb_dir}`, pelvic `{pelvic_dir}`)"
+
+
 def data_facts(pipe, kind: str) -> dict:
     """What a page says of one data set (limb or pelvic): its folder, fingerprint, counts and skipped files."""
     ds, user_dir = getattr(pipe, kind), getattr(pipe, f"{kind}_dir")
@@ -71,7 +85,7 @@ def data_summary_text(pipe) -> str:
         rows.append(f"| {kind} | {f['folder']} | `{f['fingerprint']}` | {f['images']}{skipped} | {f['classes']} |")
         # A line per set rather than a table column: a set may have many classes.
         classes.append(f"- {kind} images per class: {f['counts']}")
-    what = "the built-in phantom radiographs" if pipe.source == "phantom" else "your radiographs"
+    what = data_statement(pipe.source, pipe.limb_dir, pipe.pelvic_dir)
     return "\n".join([
         f"**Data shown:** {what}; profile `{pipe.profile.name}`, seed {pipe.seed}, results store "
         f"`{pipe.profile.name}/{pipe.source}`.", "",
@@ -89,6 +103,7 @@ def ran_with(pipe) -> str:
         "**This chapter ran with**", "",
         "| parameter | value |", "|---|---|",
         f"| profile | `{pipe.profile.name}` |",
+        *([f"| data | {data_statement(pipe.source)} |"] if pipe.source != "phantom" else []),
         _data_row(pipe, "limb"),
         _data_row(pipe, "pelvic"),
         f"| seed | {pipe.seed} |",

@@ -31,12 +31,11 @@ HEADLINE_SIZE = (7.2, 5.6)  # inches: two rows of two metrics
 # ------------------------------------------------------------------ reading the store
 def provenance(store: dict[str, Any], profile: str) -> str:
     """One sentence naming the profile, the data (phantom or the reader's folders, with fingerprints) and seed."""
+    from hipaug.book.chapter import data_statement
+
     run = store.get("run", {})
     fp = {k: str(run.get(f"{k}_fingerprint") or "")[:12] for k in ("limb", "pelvic")}
-    if run.get("source", "phantom") == "phantom":
-        data = "the built-in phantom radiographs"
-    else:
-        data = f"your radiographs (limb `{run.get('limb_dir')}`, pelvic `{run.get('pelvic_dir')}`)"
+    data = data_statement(run.get("source", "phantom"), run.get("limb_dir"), run.get("pelvic_dir"))
     prints = ", ".join(f"{k} `{v}`" for k, v in fp.items() if v)
     return (f"profile `{run.get('profile', profile)}`, data: {data}" + (f", fingerprints {prints}" if prints else "")
             + (f", seed {run['seed']}" if "seed" in run else ""))
@@ -303,6 +302,43 @@ def verdicts_text(root: Path, store: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def edition_kind(source: str) -> str:
+    """The edition a results store belongs to: phantom, fracatlas or custom."""
+    return source.split("-", 1)[0]
+
+
+def other_editions(results_dir: Path, source: str) -> dict[str, Path]:
+    """The latest built results store of each other edition (phantom, FracAtlas) beside this build's, by kind."""
+    root = Path(results_dir).parent.parent  # <results>/<profile>/<source>
+    found: dict[str, Path] = {}
+    stores = sorted((p.parent for p in root.glob("*/*/table8_folds.csv")), key=lambda d: d.stat().st_mtime)
+    for d in stores:  # the latest of each kind wins
+        kind = edition_kind(d.name)
+        if kind in ("phantom", "fracatlas") and kind != edition_kind(source):
+            found[kind] = d
+    return found
+
+
+def editions_text(root: Path, results_dir: Path, source: str, level: float) -> str:
+    """The headline of every other edition that has been built, beside this one's, with the data it rests on."""
+    from hipaug.book.claims import load_results
+
+    parts = []
+    for kind, d in sorted(other_editions(results_dir, source).items()):
+        other = load_results(d)
+        df = headline(other, level)
+        parts += [f"#### The {'FracAtlas' if kind == 'fracatlas' else 'phantom'} edition", "",
+                  f"Built from the results store `{d.parent.name}/{d.name}`: {provenance(other, d.parent.name)}. "
+                  "Its Table VIII beside the paper's, as above:", "",
+                  headline_table(df, differences(other)), "", verdicts_text(root, other), ""]
+    if not parts:
+        return ""
+    return "\n".join(["### The other editions of this book", "",
+                      "Each verdict rests on the data of its own edition: the numbers above on this build's, those "
+                      "below on the other edition's, built separately (`make book`, `make book FRACATLAS=...`).", "",
+                      *parts])
+
+
 def _figure(png: str, name: str, alt: str, caption: str) -> str:
     """A numbered MyST figure of a PNG in book/generated (a path from the source root: it works when included)."""
     alt = alt.replace("\n", " ")
@@ -338,7 +374,8 @@ def front_markdown(root: Path, profile: str, results_dir: Path, store: dict[str,
         "resampled t-test, which allows for the folds sharing training images.", "",
         _figure(HEADLINE_PNG, "front-headline", headline_alt(df, store_label(store, profile)), caption),
         headline_table(df, differences(store)), "",
-        verdicts_text(root, store), ""])
+        verdicts_text(root, store), "",
+        editions_text(root, results_dir, store.get("run", {}).get("source", "phantom"), level)])
 
 
 # ------------------------------------------------------------------ driver

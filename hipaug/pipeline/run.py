@@ -189,8 +189,11 @@ class Run:
     @cached_property
     def limb(self) -> ImageDataset:
         """The limb set: the user's folder or phantoms (at least 2 classes: a classifier and a conditional GAN)."""
+        from hipaug.data import cap_per_class
+
         root = self._data_root("limb")
         ds = load_dataset(root, image_size=self.profile.image_size, min_classes=1)
+        ds = cap_per_class(ds, self.profile.data.limb_max_per_class, self.sub_seed("limb-cap"))
         if len(ds.class_names) < 2:
             raise DataError(f"{self._where('limb', root)}: the limb set needs at least 2 classes, found "
                             f"{len(ds.class_names)} ({', '.join(ds.class_names)})")
@@ -199,10 +202,11 @@ class Run:
     @cached_property
     def pelvic(self) -> ImageDataset:
         """The pelvic set: the user's folder or phantoms (two classes, one the positive class)."""
-        from hipaug.data import check_pelvic
+        from hipaug.data import cap_per_class, check_pelvic
 
         root = self._data_root("pelvic")
         ds = load_dataset(root, image_size=self.profile.image_size, min_classes=1)
+        ds = cap_per_class(ds, self.profile.data.pelvic_max_per_class, self.sub_seed("pelvic-cap"))
         try:
             check_pelvic(ds, self.profile.transfer.positive_class)
         except DataError as exc:

@@ -269,7 +269,10 @@ def render_findings_and_annotations(root: Path, out: Path, profile: str, results
     _, store = results_store(profile, results_dir)
     run = store.get("run", {})
     evaluated = evaluate(ledger, store)
-    source = f"profile `{run.get('profile', profile)}`, data `{run.get('source', 'none')}`"
+    from hipaug.book.chapter import data_statement
+
+    source = (f"profile `{run.get('profile', profile)}`, data `{run.get('source', 'none')}`: "
+              + data_statement(run.get("source", "phantom"), run.get("limb_dir"), run.get("pelvic_dir")))
     links, extras, summary_rows = _annotation_blocks(evaluated, note, chapter_titles(root), source)
     page, written, _ = render_page_report(note, links=links, extras=extras, image_root=ledger.note.parent,
                                           image_dest=out, label=f"annotations-{note.citekey}")
