@@ -133,13 +133,18 @@ def execute_all(root: Path, params: dict, cache: Path, data: dict | None = None,
 
 
 def normalise_references(paths: list[Path]) -> None:
-    """Drop volatile metadata (papermill timings, execution dates) from nbval reference notebooks."""
+    """Drop volatile metadata (papermill timings, execution dates) from nbval reference notebooks.
+
+    Cell ids (random per conversion) become their position, so regenerated references differ
+    only where a cell's source or output does.
+    """
     import nbformat
 
     for p in paths:
         nb = nbformat.read(p, as_version=4)
         nb.metadata.pop("papermill", None)
-        for cell in nb.cells:
+        for i, cell in enumerate(nb.cells):
+            cell["id"] = f"cell-{i:03d}"
             cell.metadata.pop("papermill", None)
             cell.metadata.pop("execution", None)
         nbformat.write(nb, p)

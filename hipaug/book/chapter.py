@@ -119,7 +119,7 @@ def proportions() -> tuple[str, ...]:
     """Column names that hold proportions in [0, 1] (MCC in [-1, 1]): the fold metrics, shown × 100."""
     from hipaug.evaluation import METRICS
 
-    return (*METRICS, "balanced_accuracy")
+    return METRICS
 
 
 def book_table(df):
