@@ -211,3 +211,17 @@ def test_every_page_is_written_again_so_previews_stay_complete():
     assert previews.every_page(None, env) == sorted(env.found_docs)
     exts = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["extra_extensions"]
     assert exts.index("hipaug.book.previews") > exts.index("sphinx_tippy")
+
+
+def test_a_figure_the_run_did_not_glue_leaves_the_page():
+    """The phantom draws no boxes over heat maps: the caption of that figure must not reach the page."""
+    import nbformat
+
+    from hipaug.book.chapter import HIDDEN, glued_names, hide_unglued_figures
+
+    nb = nbformat.read(ROOT / "tests" / "notebooks" / "06_beyond.ipynb", as_version=4)
+    assert "fig-beyond-cam" in glued_names(nb) and "fig-beyond-boxes" not in glued_names(nb)
+    assert hide_unglued_figures(nb) == 1
+    hidden = [c.source for c in nb.cells if HIDDEN in c.metadata.get("tags", [])]
+    assert any("{glue:figure} fig-beyond-boxes" in s for s in hidden)
+    assert not any("{glue:figure} fig-beyond-cam\n" in s for s in hidden)

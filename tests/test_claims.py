@@ -315,6 +315,8 @@ def _ledger_with(tmp_path, mutate) -> Path:
     (lambda r: r["claims"][0].update(preconditions={"min_aucc": 0.8}), "unknown precondition 'min_aucc'"),
     (lambda r: r["claims"][0].update(requires=["trained"]), "unknown precondition 'trained' in requires"),
     (lambda r: r.update(reported_metrics=["precision", "kappa"]), "reported_metrics: unknown metric 'kappa'"),
+    (lambda r: next(c for c in r["claims"] if c["id"] == "abstract-result")["tests"][2].pop("part"),
+     "a compound claim names the part of every primary test"),
 ])
 def test_malformed_ledger_is_refused_in_one_line(tmp_path, mutate, needle):
     with pytest.raises(ConfigError) as err:
@@ -410,3 +412,48 @@ def test_findings_page_explains_preconditions_and_methods(tmp_path):
     # Chapter links carry the notebooks' own headings.
     assert f"{{ref}}`{titles['ch-data']} <ch-data>`" in pages["annotations.md"]
     assert f"{{ref}}`{titles['table8']} <table8>`" in text
+
+
+# ------------------------------------------------------------------ compound claims
+def compound(realism: list[int], real: list[int], effect: float, q: dict | None = None):
+    """The abstract's shape: 'realistic' (GAN-test vs real, non-inferior) and 'helps' (with vs without GAN)."""
+    realistic = dataclasses.replace(Check(id="gan-test", result="gan_quality", a="precision_accepted",
+                                          b="precision_rejected", metrics=("proportion",), direction="noninferior",
+                                          margin=0.1), part="realistic")
+    helps = dataclasses.replace(paired_check(metrics=("accuracy", "auc"), id="with vs without"), part="helps")
+    q = dict(q or quality())
+    q["counts"] = {"precision_accepted": realism, "precision_rejected": real}
+    return evaluate(ledger_of(realistic, helps), store(folds(effect), q), n_boot=2000)[0]
+
+
+def test_a_compound_claim_is_only_as_strong_as_its_weakest_part():
+    r = compound([190, 200], [192, 200], effect=0.0)  # realism supported, transfer inconclusive
+    assert [(p.name, p.verdict) for p in r.parts] == [("realistic", "supported"), ("helps", "inconclusive")]
+    assert r.verdict == "inconclusive" and "'helps' inconclusive" in r.reason and "'realistic' supported" in r.reason
+    assert compound([190, 200], [192, 200], effect=0.05).verdict == "supported"  # both parts hold
+    r = compound([190, 200], [192, 200], effect=-0.05)  # one part contradicted: the conjunction is false
+    assert r.verdict == "contradicted" and "'helps' contradicted" in r.reason
+    r = compound([190, 200], [192, 200], effect=0.05, q=quality(real_val_accuracy=0.3))  # a part cannot be tested
+    assert r.verdict == "not_testable" and {p.verdict for p in r.parts} == {"not_testable"}
+
+
+def test_the_old_rule_would_have_called_the_compound_supported():
+    """The same rows under the one-assertion rule ('one supports, none contradicts') say supported: the bug fixed."""
+    r = compound([190, 200], [192, 200], effect=0.0)
+    assert claims.aggregate(r.metrics, r.preconditions)[0] == "supported" and r.verdict == "inconclusive"
+
+
+def test_each_part_is_on_its_own_line_in_the_page_and_the_report():
+    from hipaug.book.claims.render import part_lines
+    from hipaug.book.claims.report import _claim_lines
+
+    r = compound([190, 200], [192, 200], effect=0.0)
+    lines = part_lines(r)
+    assert sum("*realistic*" in x for x in lines) == 1 and sum("*helps*" in x for x in lines) == 1
+    text = "\n".join(_claim_lines(r))
+    assert "part 'realistic': supported" in text and "part 'helps': inconclusive" in text
+
+
+def test_the_shipped_abstract_claim_names_its_two_parts():
+    abstract = next(c for c in load_ledger(LEDGER).claims if c.id == "abstract-result")
+    assert {t.part for t in abstract.tests if t.role == "primary"} == {"realistic limb images", "helps transfer learning"}

@@ -832,3 +832,17 @@ def test_pelvic_check_accepts_two_classes_with_the_positive_one(tmp_path, capsys
     assert main(["data", "check", str(root), "--image-size", "32", "--pelvic"]) == 0
     assert main(["data", "check", str(root), "--image-size", "32", "--pelvic", "--positive-class", "normal"]) == 0
     assert main(["data", "check", str(root), "--image-size", "32", "--pelvic", "--positive-class", "hip"]) == 2
+
+
+def test_small_limb_classes_are_left_out_and_named():
+    """`data.limb_min_per_class`: a class under the minimum leaves the set, labels are renumbered, its count returned."""
+    from hipaug.data import drop_small_classes, from_arrays
+
+    labels = np.array([0] * 5 + [1] * 2 + [2] * 6)
+    ds = from_arrays(np.random.default_rng(0).random((len(labels), 8, 8)).astype("float32"), labels,
+                     class_names=("a_fracture", "a_normal", "b_normal"))
+    kept, small = drop_small_classes(ds, 3)
+    assert small == {"a_normal": 2} and kept.class_names == ("a_fracture", "b_normal")
+    assert kept.labels.tolist() == [0] * 5 + [1] * 6 and kept.class_counts() == {"a_fracture": 5, "b_normal": 6}
+    assert kept.fingerprint and kept.fingerprint != ds.fingerprint
+    assert drop_small_classes(ds, None) == (ds, {}) and drop_small_classes(ds, 2) == (ds, {})

@@ -69,3 +69,23 @@ def test_claims_are_judged_on_the_editions_own_store(edition):
 
     results = evaluate(load_ledger(), load_results(edition))
     assert results and all(r.verdict for r in results)
+
+
+@pytest.mark.slow
+def test_chapter_6_scores_and_draws_the_boxes_on_the_edition(edition, tmp_path):
+    """Chapter 6 on the edition: the localisation tables, its sentence, and the boxes-over-heat-maps figure."""
+    import nbformat
+
+    from hipaug.book.build import execute
+    from hipaug.book.chapter import glued_names, hide_unglued_figures
+
+    run = json.loads((edition / "run.json").read_text())
+    out = tmp_path / "06_beyond.ipynb"
+    execute(ROOT / "notebooks" / "06_beyond.py", {"profile": "smoke", "limb_dir": run["limb_dir"],
+                                                   "pelvic_dir": run["pelvic_dir"]}, out, cwd=ROOT)
+    nb = nbformat.read(out, as_version=4)
+    assert {"fig-beyond-boxes", "fig-beyond-cam"} <= glued_names(nb)
+    assert hide_unglued_figures(nb) == 0  # every caption has its figure
+    text = json.dumps([o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])])
+    for heading in ("pointing game (%)", "chance: box area (%)", "p, McNemar (exact)", "the heat map's peak fell inside"):
+        assert heading in text, heading

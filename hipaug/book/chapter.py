@@ -12,6 +12,7 @@ Every DataFrame a chapter displays goes through `table_html` (`show_tables_by_th
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from hipaug.core import write_if_changed
@@ -33,8 +34,34 @@ def hide_parameter_cells(nb) -> int:
     return n
 
 
+GLUE_FIGURE = re.compile(r"```\{glue:figure\}\s+(\S+)")
+
+
+def glued_names(nb) -> set[str]:
+    """The names an executed notebook glued (myst-nb records each in its output's metadata)."""
+    return {o.get("metadata", {}).get("scrapbook", {}).get("name") for c in nb.cells if c.cell_type == "code"
+            for o in c.get("outputs", [])} - {None}
+
+
+def hide_unglued_figures(nb) -> int:
+    """Tag `remove-cell` each markdown cell placing a figure the run did not glue; return how many.
+
+    A chapter draws some figures only where the data allow (boxes over heat maps need fracture
+    boxes); its caption cell must then not reach the page, or Sphinx would place a missing figure.
+    """
+    have, n = glued_names(nb), 0
+    for cell in nb.cells:
+        names = GLUE_FIGURE.findall(cell.source) if cell.cell_type == "markdown" else []
+        if names and not set(names) <= have:
+            tags = cell.metadata.setdefault("tags", [])
+            if HIDDEN not in tags:
+                tags.append(HIDDEN)
+            n += 1
+    return n
+
+
 def stage_notebook(src: Path, dst: Path) -> None:
-    """Write the executed notebook `src` to `dst` as the book renders it, with its parameter cells hidden.
+    """Write the executed notebook `src` to `dst` as the book renders it: parameter cells and unglued figures hidden.
 
     `dst` is rewritten only when its bytes change, so an unchanged chapter keeps its mtime and
     Sphinx does not re-render it.
@@ -44,6 +71,7 @@ def stage_notebook(src: Path, dst: Path) -> None:
     nb = nbformat.read(src, as_version=4)
     if hide_parameter_cells(nb) == 0:
         raise HipaugError(f"{src}: no cell tagged 'parameters'; a chapter notebook must have one")
+    hide_unglued_figures(nb)
     write_if_changed(dst, nbformat.writes(nb) + "\n")
 
 
@@ -66,14 +94,16 @@ def data_facts(pipe, kind: str) -> dict:
     ds, user_dir = getattr(pipe, kind), getattr(pipe, f"{kind}_dir")
     return {"folder": f"`{user_dir}`" if user_dir is not None else "built-in phantom",
             "fingerprint": ds.fingerprint[:12], "images": len(ds), "classes": len(ds.class_names),
-            "counts": ", ".join(f"`{c}` {n}" for c, n in ds.class_counts().items()), "skipped": len(ds.skipped)}
+            "counts": ", ".join(f"`{c}` {n}" for c, n in ds.class_counts().items()), "skipped": len(ds.skipped),
+            "left_out": ", ".join(f"`{c}` ({n} images)" for c, n in (pipe.limb_left_out if kind == "limb" else {}).items())}
 
 
 def _data_row(pipe, kind: str) -> str:
     f = data_facts(pipe, kind)
     skipped = f"; {f['skipped']} unreadable files skipped" if f["skipped"] else ""
+    left = f"; left out as too small: {f['left_out']}" if f["left_out"] else ""
     return (f"| {kind} data | {f['folder']}, fingerprint `{f['fingerprint']}`, {f['images']} images in "
-            f"{f['classes']} classes ({f['counts']}){skipped} |")
+            f"{f['classes']} classes ({f['counts']}){skipped}{left} |")
 
 
 def data_summary_text(pipe) -> str:
@@ -84,7 +114,8 @@ def data_summary_text(pipe) -> str:
         skipped = f" ({f['skipped']} unreadable files skipped)" if f["skipped"] else ""
         rows.append(f"| {kind} | {f['folder']} | `{f['fingerprint']}` | {f['images']}{skipped} | {f['classes']} |")
         # A line per set rather than a table column: a set may have many classes.
-        classes.append(f"- {kind} images per class: {f['counts']}")
+        classes.append(f"- {kind} images per class: {f['counts']}" + (f"; left out as too small: {f['left_out']}"
+                                                                       if f["left_out"] else ""))
     what = data_statement(pipe.source, pipe.limb_dir, pipe.pelvic_dir)
     return "\n".join([
         f"**Data shown:** {what}; profile `{pipe.profile.name}`, seed {pipe.seed}, results store "

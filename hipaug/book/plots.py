@@ -265,6 +265,35 @@ def gradcam_grid(images, cams, titles):
     return fig
 
 
+def box_cam_grid(images, cams: dict, boxes: list, titles):
+    """Radiographs (top row) and, a row per model, its heat map with the annotated fracture boxes drawn on top.
+
+    `cams`: {row label: maps (N, H, W)}; `boxes`: per image a list of (x0, y0, x1, y1) on the image's pixels.
+    The peak of each map is marked: the pointing game scores a hit when it falls inside a box.
+    """
+    from matplotlib.patches import Rectangle
+
+    n = len(images)
+    fig, axes = plt.subplots(1 + len(cams), n, figsize=(1.8 * n, 1.9 * (1 + len(cams))), squeeze=False)
+    for i in range(n):
+        img = np.asarray(images[i]).squeeze()
+        _imshow(axes[0, i], img, titles[i])
+        for r, maps in enumerate(cams.values(), start=1):
+            ax = axes[r, i]
+            ax.imshow(cam_overlay(img, maps[i]))
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.grid(False)
+            peak = np.unravel_index(int(np.argmax(maps[i])), np.shape(maps[i]))
+            ax.plot(peak[1], peak[0], marker="+", color="white", markersize=7, mew=1.5)
+        for ax in axes[:, i]:
+            for x0, y0, x1, y1 in boxes[i]:
+                ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="lime", lw=1.0))
+    for r, label in enumerate(cams, start=1):
+        axes[r, 0].set_ylabel(label, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def ablation_plot(df: pd.DataFrame, x: str, metric: str, hue: str | None = None, title: str = ""):
     """Mean +- SD of a metric across folds against an ablation variable."""
     fig, ax = plt.subplots(figsize=(5.5, 3.2))

@@ -332,3 +332,4 @@ def describe_phantom(profile: Profile, source: str = "phantom") -> str:
     else:
         text += " This profile sets no operating point."
     return text
+

@@ -19,7 +19,7 @@ from hipaug.data.images import (  # noqa: F401
     read_image,
     resize_pad,
 )
-from hipaug.data.limits import DataSpec, cap_per_class  # noqa: F401
+from hipaug.data.limits import DataSpec, cap_per_class, drop_small_classes  # noqa: F401
 from hipaug.data.loading import CACHE_DIRNAME, LOADER_VERSION, load_dataset  # noqa: F401
 from hipaug.data.splits import fold_table, patient_kfold, patient_split  # noqa: F401
 from hipaug.data.writer import to_uint8, write_dataset, write_image_folder  # noqa: F401

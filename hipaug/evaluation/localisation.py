@@ -32,6 +32,11 @@ def box_masks(paths: list[str], boxes: pd.DataFrame, size: int) -> np.ndarray:
     return masks
 
 
+def box_area(paths: list[str], boxes: pd.DataFrame, size: int) -> dict[str, float]:
+    """The share of each image's S x S canvas its boxes cover: the chance level of both localisation scores."""
+    return dict(zip(paths, box_masks(paths, boxes, size).mean(axis=(1, 2)).tolist()))
+
+
 def localise(model, images, masks: np.ndarray, target: int, methods=CAM_METHODS) -> pd.DataFrame:
     """One row per image and method: the pointing game (`peak_in_mask`) and the energy share (`mass_in_mask`)."""
     if len(images) != len(masks):

@@ -65,6 +65,11 @@ class Pipeline:
         return self.run.limb
 
     @property
+    def limb_left_out(self) -> dict[str, int]:
+        """The limb classes left out for having too few images (`data.limb_min_per_class`), with their counts."""
+        return self.run.limb_left_out
+
+    @property
     def pelvic(self) -> ImageDataset:
         return self.run.pelvic
 
@@ -158,6 +163,11 @@ class Pipeline:
         """The filter's choice under `rule` (the profile's by default)."""
         self.build([S.SCORES])
         return S.filtered(self.run, rule)
+
+    @property
+    def boxes(self):
+        """The pelvic set's fracture boxes on the S x S canvas (a DataFrame with path, x0, y0, x1, y1), or None."""
+        return S.boxes(self.run)
 
     def fold_model(self, condition: str, rule: Rule | None = None):
         """The fine-tuned pelvic model of fold 0 of the first repeat of a condition (for Grad-CAM)."""

@@ -93,7 +93,7 @@ def _by_id(nodes: list[Node]) -> dict[str, Node]:
 def _data_summary(run: RunView, params: tuple, inputs: dict, out: Path) -> None:
     limb, pelvic = run.limb, run.pelvic
     write_json(out / "data_summary.json", {
-        "limb_counts": limb.class_counts(), "pelvic_counts": pelvic.class_counts(),
+        "limb_counts": limb.class_counts(), "pelvic_counts": pelvic.class_counts(), "limb_left_out": run.limb_left_out,
         "limb_patients": len(set(limb.patient_ids)), "pelvic_patients": len(set(pelvic.patient_ids)),
         "image_size": run.profile.image_size})
 
@@ -211,13 +211,17 @@ LOCALISATION_PAIRS = (("with_gan", "without_gan"), ("without_gan", "scratch"), (
 
 
 def _localisation(run: RunView, params: tuple, inputs: dict, out: Path) -> None:
-    from hipaug.evaluation.localisation import paired_localisation
+    from hipaug.evaluation.localisation import box_area, paired_localisation
 
     rows = pd.concat([pd.read_csv(inputs[str(n)].path / "localisation.csv") for n in table8_nodes(run)],
                      ignore_index=True)
     atomic_write_text(out / "localisation.csv", rows.to_csv(index=False))
     summary = rows.groupby(["condition", "method"], sort=False).agg(
         images=("path", "nunique"), pointing_game=("peak_in_mask", "mean"), energy_in_box=("mass_in_mask", "mean"))
+    # Chance for both scores: a map spread evenly (or a peak placed at random) lands in the boxes as
+    # often as the boxes cover the image, averaged over the same image visits as the scores.
+    area = box_area(sorted(set(rows["path"])), boxes(run), run.profile.image_size)
+    summary["chance"] = rows.assign(area=rows["path"].map(area)).groupby(["condition", "method"], sort=False)["area"].mean()
     atomic_write_text(out / "localisation_summary.csv", summary.reset_index().to_csv(index=False))
     have = set(rows["condition"])
     tests = [paired_localisation(rows, a, b, n_boot=run.profile.quality.n_boot, seed=run.seed)

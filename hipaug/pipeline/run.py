@@ -187,13 +187,24 @@ class Run:
         return f"{kind}_dir={str(user)!r}" if user is not None else f"phantom {kind} set {root}"
 
     @cached_property
-    def limb(self) -> ImageDataset:
-        """The limb set: the user's folder or phantoms (at least 2 classes: a classifier and a conditional GAN)."""
-        from hipaug.data import cap_per_class
+    def _limb_and_left_out(self) -> tuple[ImageDataset, dict[str, int]]:
+        from hipaug.data import cap_per_class, drop_small_classes
 
         root = self._data_root("limb")
         ds = load_dataset(root, image_size=self.profile.image_size, min_classes=1)
-        ds = cap_per_class(ds, self.profile.data.limb_max_per_class, self.sub_seed("limb-cap"))
+        ds, small = drop_small_classes(ds, self.profile.data.limb_min_per_class)
+        return cap_per_class(ds, self.profile.data.limb_max_per_class, self.sub_seed("limb-cap")), small
+
+    @property
+    def limb_left_out(self) -> dict[str, int]:
+        """The limb classes left out for having fewer images than `data.limb_min_per_class`, with their counts."""
+        return self._limb_and_left_out[1]
+
+    @cached_property
+    def limb(self) -> ImageDataset:
+        """The limb set: the user's folder or phantoms (at least 2 classes: a classifier and a conditional GAN)."""
+        root = self._data_root("limb")
+        ds = self._limb_and_left_out[0]
         if len(ds.class_names) < 2:
             raise DataError(f"{self._where('limb', root)}: the limb set needs at least 2 classes, found "
                             f"{len(ds.class_names)} ({', '.join(ds.class_names)})")

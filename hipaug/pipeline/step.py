@@ -28,6 +28,7 @@ class RunView(Protocol):
     seed: int  # the profile's seed
     source: str  # phantom or custom-<fingerprint>
     limb: ImageDataset  # the real limb images
+    limb_left_out: dict[str, int]  # limb classes left out as too small (data.limb_min_per_class), with counts
     pelvic: ImageDataset  # the pelvic radiographs
     limb_split: tuple[ImageDataset, ImageDataset]  # (train, validation) real limb images
 

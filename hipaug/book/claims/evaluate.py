@@ -18,7 +18,10 @@ claimed direction (for non-inferiority: the CI's lower end is above `-margin`),
 below `-margin`), `inconclusive` otherwise or with fewer than `min_pairs` folds. A claim is
 `not_testable` when a precondition of a primary test fails; otherwise `supported` if at least
 one primary metric is and none contradicts it, `contradicted` in the mirror case,
-`inconclusive` otherwise (including mixed evidence). Secondary tests are shown but do not vote;
+`inconclusive` otherwise (including mixed evidence). A claim that joins several assertions
+("realistic *and* helps transfer") names each test's `part`; each part gets that verdict from its
+own tests, and the claim the weakest of them (`combine_parts`): contradicted when any part is,
+supported only when every part is, else not testable when any part is, else inconclusive. Secondary tests are shown but do not vote;
 neither do the ledger's `reported_metrics` (precision and MCC), which every paired test also
 computes, as rows of role `reported`.
 """
@@ -80,6 +83,16 @@ class ClaimResult:
     metrics: list[MetricResult]  # every metric of every test, in ledger order
     reason: str  # one line: why this verdict
     preconditions: tuple[PreconditionResult, ...] = ()  # checked before any verdict, in test order
+    parts: tuple[PartResult, ...] = ()  # a compound claim's assertions, each with its own verdict
+
+
+@dataclass(frozen=True)
+class PartResult:
+    """One assertion of a compound claim: its verdict from its own primary tests."""
+
+    name: str  # the `part` its tests name in the ledger
+    verdict: str  # supported | contradicted | inconclusive | not_testable
+    reason: str  # one line: why
 
 
 def _verdict(direction: str, effect: float, lo: float, hi: float, p: float, alpha: float, margin: float) -> str:
@@ -187,6 +200,20 @@ def aggregate(metrics: list[MetricResult], preconditions: tuple[PreconditionResu
     return "inconclusive", f"none of {len(prim)} primary comparisons is conclusive"
 
 
+def combine_parts(parts: list[PartResult]) -> tuple[str, str]:
+    """A compound claim's verdict: the weakest of its parts' (a conjunction holds only where each part does)."""
+    by = {v: [p.name for p in parts if p.verdict == v] for v in VERDICTS}
+    named = lambda v: ", ".join(f"'{n}'" for n in by[v])  # noqa: E731
+    if by["contradicted"]:
+        return "contradicted", f"part {named('contradicted')} contradicted"
+    if len(by["supported"]) == len(parts):
+        return "supported", f"each of its {len(parts)} parts supported"
+    if by["not_testable"]:
+        return "not_testable", f"part {named('not_testable')} not testable"
+    held = f"; {named('supported')} supported" if by["supported"] else ""
+    return "inconclusive", f"part {named('inconclusive')} inconclusive{held}"
+
+
 def results_store(profile: str, results_dir: Path | None = None) -> tuple[Path, dict]:
     """The build's results folder (default: the phantom run of `profile`) and its store ({} if not written)."""
     if results_dir is None:
@@ -230,8 +257,15 @@ def evaluate(ledger: Ledger, results: dict[str, Any], n_boot: int = 5000, seed: 
                 failed += [p for p in checked[key] if not p.passed]
             rows += _test_rows(t, results, failed, n_boot, seed, ledger.reported)
         pres = tuple(dataclasses.replace(p, tests=tuple(dict.fromkeys(users[k]))) for k, ps in checked.items() for p in ps)
-        verdict, reason = aggregate(rows, pres)
-        out.append(ClaimResult(c, verdict, rows, reason, pres))
+        names = list(dict.fromkeys(t.part for t in c.tests if t.role == "primary"))
+        parts: tuple[PartResult, ...] = ()
+        if len(names) > 1:
+            ids = {n: {t.id for t in c.tests if t.part == n} for n in names}
+            parts = tuple(PartResult(n, *aggregate([r for r in rows if r.test in ids[n]], pres)) for n in names)
+            verdict, reason = combine_parts(list(parts))
+        else:
+            verdict, reason = aggregate(rows, pres)
+        out.append(ClaimResult(c, verdict, rows, reason, pres, parts))
     return out
 
 

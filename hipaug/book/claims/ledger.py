@@ -53,6 +53,7 @@ class Check:
     alpha: float = 0.05  # significance level
     role: str = "primary"  # primary tests vote for the verdict; secondary are shown only
     min_pairs: int = 3  # fewer folds than this: inconclusive
+    part: str = ""  # the assertion of a compound claim this test bears on ("" = the claim has one)
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,9 @@ def _claim(entry: dict, where: str, defaults: Preconditions, seen: set[str]) -> 
         tests.append(_test(t, where))
     if kind == "testable" and not any(t.role == "primary" for t in tests):
         raise ConfigError(f"{where}: a testable claim needs at least one primary test")
+    parts = {t.part for t in tests if t.role == "primary"}
+    if len(parts) > 1 and "" in parts:
+        raise ConfigError(f"{where}: a compound claim names the part of every primary test (some have no `part:`)")
     if kind == "context" and not str(entry.get("why") or "").strip():
         raise ConfigError(f"{where}: a context entry must say why it is not testable here")
     pre = entry.get("preconditions")
@@ -181,7 +185,8 @@ def _test(t: dict, where: str) -> Check:
         raise ConfigError(f"{where}: role {role!r} is not primary or secondary")
     return Check(id=str(t.get("id") or f"{t.get('a')} vs {t.get('b')}"), result=result, a=str(t.get("a")), b=str(t.get("b")),
                  metrics=metrics, direction=direction, margin=float(t.get("margin", 0.0)),
-                 alpha=float(t.get("alpha", 0.05)), role=role, min_pairs=int(t.get("min_pairs", 3)))
+                 alpha=float(t.get("alpha", 0.05)), role=role, min_pairs=int(t.get("min_pairs", 3)),
+                 part=str(t.get("part") or ""))
 
 
 # ------------------------------------------------------------------ the ledger against the note

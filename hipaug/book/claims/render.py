@@ -199,6 +199,14 @@ def power_text(evaluated: list[ClaimResult]) -> str:
             "below the detectable difference will usually come out inconclusive whatever its sign.")
 
 
+def part_lines(r: ClaimResult) -> list[str]:
+    """A compound claim's parts, each verdict on its own line (nothing for a claim of one assertion)."""
+    if not r.parts:
+        return []
+    return ["The claim joins assertions; it holds only where each does:", "",
+            *[f"- {badge(p.verdict)} *{p.name}*: {p.reason}." for p in r.parts], ""]
+
+
 # ------------------------------------------------------------------ the two pages
 def _annotation_blocks(evaluated: list[ClaimResult], note, titles: dict[str, str],
                        source: str) -> tuple[dict, dict, list[str]]:
@@ -214,7 +222,7 @@ def _annotation_blocks(evaluated: list[ClaimResult], note, titles: dict[str, str
         else:
             extras[ann.id] = "\n".join([
                 f"{badge(r.verdict)} **{r.claim.title}** — measured on {source}: {r.reason}.", "",
-                f"*How it is tested:* {r.claim.why}", "", "*Preconditions* ({ref}`findings`):", "",
+                *part_lines(r), f"*How it is tested:* {r.claim.why}", "", "*Preconditions* ({ref}`findings`):", "",
                 precondition_table(r.preconditions), "", metric_table(r.metrics), "",
                 f"Evidence: {evidence}." if evidence else ""])
         summary_rows.append(f"| {{ref}}`p. {ann.page or '?'} <{ann.id}>` | {r.claim.title} | {badge(r.verdict)} | "
@@ -232,7 +240,7 @@ def _findings_page(ledger: Ledger, citekey: str, evaluated: list[ClaimResult], r
     sections = []
     for r in evaluated:
         if r.metrics:
-            sections += [f"### {r.claim.title}", "", f"{badge(r.verdict)} {r.reason}.", "",
+            sections += [f"### {r.claim.title}", "", f"{badge(r.verdict)} {r.reason}.", "", *part_lines(r),
                          precondition_table(r.preconditions), "", metric_table(r.metrics), ""]
     return "\n".join([
         "(findings)=",

@@ -35,6 +35,8 @@ def _claim_lines(r: ClaimResult) -> list[str]:
     """One claim's verdict, reason, preconditions and metric rows, indented under the verdict."""
     short = "not testable" if r.verdict == "not_testable" else r.verdict
     lines = [f"\n[{short.upper():>12}] {r.claim.title}", f"{'':15}{r.reason}"]
+    for part in r.parts:
+        lines.append(f"{'':15}part '{part.name}': {label(part.verdict)} ({part.reason})")
     for p in r.preconditions:
         lines.append(f"{'':15}precondition {p.name} [{'ok' if p.passed else 'FAILED'}]: {p.message}")
     for m in r.metrics:
