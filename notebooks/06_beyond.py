@@ -54,6 +54,15 @@ data_summary(pipe)
 # %% tags=["remove-input"]
 Markdown(describe_ablation(pipe.profile))
 
+# %% [markdown]
+# What each rule keeps, class by class: a rule that keeps no image of a class pre-trains its
+# `with_gan` model on no synthetic image of it.
+
+# %%
+rules_shown = (pipe.profile.filter.rule, *pipe.profile.ablation.rules)
+pd.DataFrame({f"accepted, {r.label}" + (" (the profile's rule)" if i == 0 else ""): pipe.filtered(r).acceptance["accepted"]
+              for i, r in enumerate(rules_shown)}).rename_axis("class")
+
 # %%
 abl = pipe.result("ablation_folds") if pipe.profile.ablation.rules else pd.DataFrame()
 table8 = pipe.result("table8_folds")["folds"]

@@ -457,3 +457,14 @@ def test_each_part_is_on_its_own_line_in_the_page_and_the_report():
 def test_the_shipped_abstract_claim_names_its_two_parts():
     abstract = next(c for c in load_ledger(LEDGER).claims if c.id == "abstract-result")
     assert {t.part for t in abstract.tests if t.role == "primary"} == {"realistic limb images", "helps transfer learning"}
+
+
+def test_findings_say_when_the_with_gan_set_misses_a_class():
+    from hipaug.book.claims.render import coverage_text
+
+    acc = pd.DataFrame({"class": ["knee_normal", "lower_leg_normal", "(all)"], "generated": [100, 100, 200],
+                        "accepted": [57, 0, 57]})
+    text = coverage_text(acc)
+    assert "misses 1 limb class" in text and "`lower_leg_normal`" in text and "`knee_normal` 57" in text
+    acc.loc[1, "accepted"] = 3
+    assert "covers every limb class" in coverage_text(acc) and coverage_text(None) == ""

@@ -230,8 +230,23 @@ def _annotation_blocks(evaluated: list[ClaimResult], note, titles: dict[str, str
     return links, extras, summary_rows
 
 
+def coverage_text(acceptance) -> str:
+    """Say whether the realism filter's accepted set (the with_gan condition's synthetic images) covers every limb class."""
+    if acceptance is None or len(acceptance) == 0:
+        return ""
+    per = acceptance[acceptance["class"] != "(all)"]
+    counts = ", ".join(f"`{c}` {int(n)}" for c, n in zip(per["class"], per["accepted"]))
+    empty = per.loc[per["accepted"] == 0, "class"].tolist()
+    if empty:
+        return (f"**The `with_gan` condition's synthetic set misses {len(empty)} limb "
+                f"{'class' if len(empty) == 1 else 'classes'}:** the filter accepted no image of "
+                f"{', '.join(f'`{c}`' for c in empty)} (accepted per class: {counts}), so `with_gan` pre-trains on "
+                "no synthetic image of them and its verdicts speak for the other classes only.")
+    return f"The `with_gan` condition's synthetic set covers every limb class (accepted per class: {counts})."
+
+
 def _findings_page(ledger: Ledger, citekey: str, evaluated: list[ClaimResult], run: dict, source: str,
-                   summary_rows: list[str]) -> str:
+                   summary_rows: list[str], acceptance=None) -> str:
     """The findings page: how verdicts are reached, the verdict of every claim, and every comparison."""
     from hipaug.evaluation import METRICS, PAPER_METRICS
 
@@ -253,6 +268,7 @@ def _findings_page(ledger: Ledger, citekey: str, evaluated: list[ClaimResult], r
         "every verdict for those data.", "",
         methods_text(ledger), "",
         power_text(evaluated), "",
+        coverage_text(acceptance), "",
         f"Verdicts: {', '.join(f'{badge(k)} {v}' for k, v in counts.items())}.", "",
         "| highlight | claim | verdict | why | evidence |", "|---|---|---|---|---|", *summary_rows, "",
         preconditions_text(ledger),
@@ -288,5 +304,5 @@ def render_findings_and_annotations(root: Path, out: Path, profile: str, results
     for k in ("highlights", "images", "comments"):
         if k in found and written.get(k, found[k]) != found[k]:
             raise ConfigError(f"annotation page wrote {written.get(k)} {k} of {found[k]} found in {ledger.note.name}")
-    findings = _findings_page(ledger, note.citekey, evaluated, run, source, summary_rows)
+    findings = _findings_page(ledger, note.citekey, evaluated, run, source, summary_rows, store.get("filter_acceptance"))
     return {"annotations.md": page, "findings.md": findings}
