@@ -157,7 +157,7 @@ if meta_cols:
 # first table gives the range over the folds; the table of every fold is folded away below it.
 
 # %% tags=["remove-input"]
-Markdown(describe_cv(pipe.profile))
+Markdown(describe_cv(pipe.profile, pipe.design))
 
 # %%
 folds = fold_table(pelvic, pipe.folds(0), pipe.profile.transfer.positive_class)

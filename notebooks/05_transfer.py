@@ -35,13 +35,17 @@ artifacts = None
 executor = "serial"  # who builds the fine-tuning grid: serial, dask, dask:N or a Dask scheduler address
 
 # %%
+import numpy as np
 import pandas as pd
-from IPython.display import Markdown
+from IPython.display import Markdown, display
 
 from hipaug.book import plots
 from hipaug.evaluation import METRICS, PAPER_METRICS, format_mean_sd, training_stability
 from hipaug.book.notebook import data_summary, setup, show_figure
-from hipaug.paper import paper_table8
+from hipaug.paper import paper_difference, paper_table8
+from hipaug.book import power
+from hipaug.pipeline import Pipeline
+from hipaug.pipeline.plan import SUSTAINED_TFLOPS
 from hipaug.book.prose import comparison_table, describe_operating_point, describe_cv, describe_finetune, describe_power, describe_pretrain
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts,
@@ -58,7 +62,8 @@ data_summary(pipe)
 # ## What this run does
 
 # %% tags=["remove-input"]
-Markdown("\n\n".join(f(pipe.profile) for f in (describe_cv, describe_pretrain, describe_finetune)))
+Markdown("\n\n".join([describe_cv(pipe.profile, pipe.design), describe_pretrain(pipe.profile),
+                       describe_finetune(pipe.profile)]))
 
 # %% [markdown]
 # ## Did every condition learn?
@@ -155,7 +160,9 @@ folds[["condition", "repeat", "fold", "n_test", *METRICS]].round(3)
 # differences too often. The corrected resampled t-test {cite}`nadeauInferenceGeneralizationError2003`
 # keeps the mean difference but inflates its variance for the overlap (by
 # $1/J + n_\text{test}/n_\text{train}$ instead of $1/J$ for $J$ fold pairs); its p value and
-# confidence interval stand beside the paper's. The last columns give the minimum difference
+# confidence interval stand beside the paper's. Independent replications (the phantom's design,
+# described above) share no training image: there the correction term is zero and the two tests
+# agree. The last columns give the minimum difference
 # the corrected test detects with 80 % power (MDD) and, for `with_gan` against `without_gan`,
 # the paper's own difference from its Table VIII. Differences, intervals and MDDs are in
 # points (percentage points; AUC and MCC × 100). A non-significant difference is not evidence of no
@@ -166,6 +173,50 @@ comparison_table(tests).round(3)
 
 # %% tags=["remove-input"]
 Markdown(describe_power(tests))
+
+# %% [markdown]
+# ## Power: what this design could see
+#
+# The minimum detectable difference (MDD) falls with the number of independent pairs, as
+# $1/\sqrt{J}$ for replications; under cross-validation's correction it cannot fall below
+# $\sqrt{n_\text{test}/n_\text{train}}$ times the SD of the differences, however many folds are
+# run. {numref}`fig-transfer-power` draws it for the SD of `with_gan` − `without_gan` accuracy
+# differences this run measured, against the paper's Table VIII difference. The table below gives
+# what detecting that difference would cost: on this machine at this build's own fine-tuning
+# speed, and for the `paper` profile on GPUs (the dry run's FLOPs at an assumed sustained rate).
+
+# %% tags=["remove-input"]
+row = power.comparison_row(tests)
+paper_acc = paper_difference("accuracy", "with_gan", "without_gan")
+alpha = pipe.profile.quality.alpha
+n_needed = power.needs(row, paper_acc, alpha) if row is not None else None
+Markdown(power.describe(row, paper_acc, n_needed, pipe.design))
+
+# %% tags=["remove-output"]
+if row is not None and np.isfinite(row["mdd_80"]):
+    curve = power.power_curve(row, alpha)
+    fig = plots.power_curve(curve, paper_acc)
+    show_figure(fig, "fig-transfer-power", pipe, n=int(row["n"]), sd=f"{row['sd_diff'] * 100:.1f}",
+                unit="replications" if pipe.design == "replications" else "fold pairs")
+
+# %% [markdown]
+# ```{glue:figure} fig-transfer-power
+# :name: fig-transfer-power
+# :alt: A falling line on logarithmic axes: the minimum detectable accuracy difference against the number of pairs, with a horizontal dashed line at the paper's difference and a marker at this run's number of pairs.
+#
+# The smallest `with_gan` − `without_gan` accuracy difference a two-sided paired t-test detects
+# with 80 % power, against the number of {glue:text}`fig-transfer-power-unit`, at the SD of
+# differences this run measured ({glue:text}`fig-transfer-power-sd` points); the marker is this
+# run ({glue:text}`fig-transfer-power-n`), the dashed line the paper's Table VIII difference;
+# {glue:md}`fig-transfer-power-run`.
+# ```
+
+# %%
+if row is not None:
+    costs = pipe.step_costs()
+    per_pair_seconds = sum(pipe.finetune_seconds().values())
+    display(power.compute_table(n_needed, per_pair_seconds, len(conditions) * costs["finetune"],
+                                len(conditions) * Pipeline("paper").step_costs()["finetune"], SUSTAINED_TFLOPS).round(2))
 
 # %% [markdown]
 # {numref}`fig-transfer-folds` shows what the tests compare: each fold's value under every

@@ -66,7 +66,9 @@ pd.DataFrame({f"accepted, {r.label}" + (" (the profile's rule)" if i == 0 else "
 # %%
 abl = pipe.result("ablation_folds") if pipe.profile.ablation.rules else pd.DataFrame()
 table8 = pipe.result("table8_folds")["folds"]
-base = table8[table8["repeat"] == 0].reset_index(drop=True)  # the ablations run on the first repeat's folds
+# The ablations run on the same splits as the rows they are set beside: the first repeat's folds, or every replication.
+keys = (abl if len(abl) else table8[table8["repeat"] == 0])[["repeat", "fold"]].drop_duplicates()
+base = table8.merge(keys, on=["repeat", "fold"])
 base["rule"] = base["condition"]
 base.loc[base["condition"] == "with_gan", "rule"] = f"with_gan {pipe.profile.filter.rule.label}"
 rules = pd.concat([base, abl.assign(rule="with_gan " + abl["rule"])], ignore_index=True) if len(abl) else base

@@ -544,3 +544,14 @@ def test_cam_overlay_and_localization():
     mask[:4, :4] = True
     loc = ev.cam_localization(cam, mask)
     assert loc.loc[0, "mass_in_mask"] == 1.0 and bool(loc.loc[0, "peak_in_mask"])
+
+
+def test_pairs_needed_inverts_the_minimum_detectable_difference():
+    from hipaug.evaluation.stats import min_detectable_difference, pairs_needed
+
+    n = pairs_needed(0.0076, 0.03)
+    assert min_detectable_difference(0.03, n, 0.0) <= 0.0076 < min_detectable_difference(0.03, n - 1, 0.0)
+    assert pairs_needed(0.03, 0.03) < pairs_needed(0.01, 0.03) < n
+    # CV's correction keeps the MDD above sqrt(ratio) * sd * z however many folds: never enough
+    assert pairs_needed(0.0076, 0.03, test_train_ratio=0.25) is None
+    assert pairs_needed(0.01, float("nan")) is None

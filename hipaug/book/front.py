@@ -351,6 +351,7 @@ def front_markdown(root: Path, profile: str, results_dir: Path, store: dict[str,
 
     `df` is `headline(store, level)`, None when the store has no Table VIII yet.
     """
+    from hipaug.book.power import seen_text
     from hipaug.paper import TABLE8_FOLDS
 
     where = provenance(store, profile)
@@ -374,6 +375,7 @@ def front_markdown(root: Path, profile: str, results_dir: Path, store: dict[str,
         "resampled t-test, which allows for the folds sharing training images.", "",
         _figure(HEADLINE_PNG, "front-headline", headline_alt(df, store_label(store, profile)), caption),
         headline_table(df, differences(store)), "",
+        seen_text(store), "",
         verdicts_text(root, store), "",
         editions_text(root, results_dir, store.get("run", {}).get("source", "phantom"), level)])
 

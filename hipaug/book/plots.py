@@ -294,6 +294,22 @@ def box_cam_grid(images, cams: dict, boxes: list, titles):
     return fig
 
 
+def power_curve(curve: pd.DataFrame, paper: float | None):
+    """MDD (points) against the number of pairs on log axes: this run marked, the paper's difference dashed."""
+    fig, ax = plt.subplots(figsize=(5.0, 3.2))
+    y = curve.columns[1]
+    ax.plot(curve["pairs"], curve[y], color="k", lw=1.4)
+    here = curve[curve["this run"]]
+    ax.plot(here["pairs"], here[y], "o", color=PALETTE.get("with_gan", "C1"), label="this run")
+    if paper is not None:
+        ax.axhline(abs(paper), ls="--", color="grey", lw=1, label="paper's difference")
+    ax.set_xscale("log"), ax.set_yscale("log")
+    ax.set_xlabel("independent pairs"), ax.set_ylabel("MDD at 80% power (points)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def ablation_plot(df: pd.DataFrame, x: str, metric: str, hue: str | None = None, title: str = ""):
     """Mean +- SD of a metric across folds against an ablation variable."""
     fig, ax = plt.subplots(figsize=(5.5, 3.2))

@@ -77,6 +77,14 @@ def _stopping(cfg: Any, split: str) -> str:
             f"`{cfg.monitor}` on {split}{delta}; the weights of the epoch with {best} are kept.")
 
 
+def _min_steps(cfg: Any) -> str:
+    """The training budget in optimiser steps, when the profile sets one (`TrainConfig.min_steps`)."""
+    if not getattr(cfg, "min_steps", 0):
+        return ""
+    return (f", or as many more epochs as a smaller training set needs to take {cfg.min_steps} optimiser steps "
+            "(the budget is in updates, not in passes over one data size)")
+
+
 def _vgg(arch: Any) -> str:
     weights = {"never": "from random weights", "auto": "from ImageNet weights when they are in the local torch "
                "cache, else from random weights", "require": "from ImageNet weights"}.get(arch.pretrained, "")
@@ -114,7 +122,7 @@ def describe_finetune(profile: Profile) -> str:
     max_ep = " at most" if cfg.patience is not None else ""
     return (f"**Fine-tuning** (the same in every condition; the paper's protocol is unknown): a new two-class head "
             f"replaces the last layer and {what} is trained on each training fold for {_n(cfg.epochs, 'epoch')}"
-            f"{max_ep} in batches of {cfg.batch_size}, with {_optimiser(cfg)}, on {loss}. "
+            f"{max_ep} in batches of {cfg.batch_size}{_min_steps(cfg)}, with {_optimiser(cfg)}, on {loss}. "
             f"{_stopping(cfg, split)} {aug}")
 
 
@@ -162,9 +170,24 @@ def describe_classic(profile: Profile) -> str:
             f"unchanged. {_finetune_augment(profile, same_as=aug)}")
 
 
-def describe_cv(profile: Profile) -> str:
-    """Say how the pelvic set is split into folds and how often (`profile.transfer`)."""
+def describe_cv(profile: Profile, design: str | None = None) -> str:
+    """Say how conditions are compared: independent replications, or folds and how often (`profile.transfer`).
+
+    `design` is the run's (`Pipeline.design`: real data always use CV); None takes the profile's.
+    """
     t = profile.transfer
+    if (design or t.design) == "replications":
+        return (f"**Independent replications**: the phantom is a generator, so each of {_n(t.replications, 'replication')} "
+                f"renders its own {t.train_n} pelvic training images (its validation split included), and every "
+                f"model of every replication is tested on the same {t.test_n} fresh test images, in no training set. "
+                "Within a replication every condition is fine-tuned on the same images with the same seed (a "
+                "paired comparison). Replications share no training image, so their "
+                f"{_n(t.replications, 'paired difference')} per metric and comparison are independent and the plain "
+                "paired t-test across them is valid: the corrected resampled t-test's correction term is zero here, "
+                "and both tests agree. A replication redraws the pelvic training images and the fine-tuning seeds; "
+                "it holds the limb set, the AC-GAN, its samples, the realism filter and each condition's pre-trained "
+                "backbone fixed, so the verdicts speak for this generator, filter and pre-training. Real data "
+                "(your folders, FracAtlas) cannot be redrawn and use repeated cross-validation instead.")
     k, r = t.k_folds, t.repeats
     rep = ("once" if r == 1 else f"{r} times, with a new split each time")
     return (f"**Cross-validation**: the pelvic set is split into {k} folds, stratified by class and grouped by "
@@ -286,12 +309,14 @@ def describe_power(tests: pd.DataFrame, metric: str = "accuracy", a: str = "with
 def describe_profile(profile: Profile) -> str:
     """One line with the settings that set a profile's size and cost (for the reproducibility page)."""
     t, ft, a = profile.transfer, profile.finetune, profile.acgan
+    design = (f"{_n(t.replications, 'independent replication')} of {t.train_n} pelvic training images, one test set of "
+              f"{t.test_n} (on the phantom; real data: {t.k_folds} folds × {_n(t.repeats, 'repeat')})"
+              if t.design == "replications" else f"{t.k_folds} folds × {_n(t.repeats, 'repeat')}")
     stop = (f"{_n(ft.epochs, 'epoch')}, no early stopping" if ft.patience is None
             else f"up to {_n(ft.epochs, 'epoch')}, early stopping after {ft.patience}")
     return (f"`{profile.name}`: {profile.image_size} px images; VGG-16 at width {_g(profile.arch.width)}; AC-GAN "
             f"{_n(a.steps, 'step')} in batches of {a.batch_size}; filter {profile.filter.rule.label} on "
-            f"{profile.filter.synthetic_per_class} synthetic images per class; {t.k_folds} folds × "
-            f"{_n(t.repeats, 'repeat')}; fine-tuning {stop}.")
+            f"{profile.filter.synthetic_per_class} synthetic images per class; {design}; fine-tuning {stop}.")
 
 
 def describe_operating_point(op: pd.DataFrame) -> str:

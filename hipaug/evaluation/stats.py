@@ -73,12 +73,15 @@ def fold_test_train_ratio(
 ) -> tuple[float, str]:
     """Return (n_test / n_train, note) for the folds of `condition`; note is "" when measured.
 
-    With an `n_test` column: within each repeat (column `repeat`, when present) the pool is the
+    Rows marked `independent` (replications that share no training image) give 0: the corrected
+    test is then the plain paired t-test. With an `n_test` column: within each repeat (column `repeat`, when present) the pool is the
     sum of n_test over that repeat's folds and each fold trains on the rest; the ratio is
     mean(n_test) / mean(n_train). Otherwise plain k-fold's 1/(k-1), k = distinct `fold` values
     (NaN when k < 2), and the note says so.
     """
     sub = folds.loc[folds[by] == condition] if by in folds.columns else folds.iloc[:0]
+    if "independent" in sub.columns and len(sub) and sub["independent"].astype(bool).all():
+        return 0.0, ""  # independent replications (own training sets): no shared training data to correct for
     if "n_test" in sub.columns and len(sub) and sub["n_test"].notna().all():
         n_test = sub["n_test"].astype(np.float64)
         groups = sub["repeat"] if "repeat" in sub.columns else pd.Series(0, index=sub.index)
@@ -129,6 +132,27 @@ def min_detectable_difference(
     while _power(hi, se, df, alpha) < power:  # power rises with delta: bracket the root
         hi *= 2.0
     return float(optimize.brentq(lambda x: _power(x, se, df, alpha) - power, 0.0, hi, xtol=1e-12 * se))
+
+
+def pairs_needed(target: float, sd_diff: float, test_train_ratio: float = 0.0, alpha: float = 0.05,
+                 power: float = 0.8, most: int = 100_000) -> int | None:
+    """The fewest independent pairs whose paired t-test detects `target` with `power` (None: more than `most`).
+
+    With a correction ratio > 0 (CV folds) more folds never bring the MDD below
+    sqrt(ratio) * sd * z: the answer can be None however many there are.
+    """
+    if not (np.isfinite(target) and target > 0 and np.isfinite(sd_diff) and sd_diff > 0):
+        return None
+    mdd = lambda n: min_detectable_difference(sd_diff, n, test_train_ratio, alpha, power)  # noqa: E731
+    if mdd(most) > target:
+        return None
+    lo, hi = 2, 2
+    while mdd(hi) > target:  # MDD falls with n: double, then bisect
+        lo, hi = hi, hi * 2
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if mdd(mid) > target else (lo, mid)
+    return lo
 
 
 def _plain_t(va: np.ndarray, vb: np.ndarray, alpha: float) -> dict[str, float]:

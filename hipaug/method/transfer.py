@@ -29,6 +29,9 @@ from hipaug.training.augment import AugmentConfig
 from hipaug.training.classifier_config import TrainConfig
 
 
+DESIGNS = ("cv", "replications")  # how conditions are compared (TransferSpec.design)
+
+
 @dataclass(frozen=True)
 class TransferSpec:
     """Transfer learning and the Table VIII protocol."""
@@ -38,8 +41,23 @@ class TransferSpec:
     repeats: int = 1  # repeated seeds of the whole CV (paper: one run)
     freeze_blocks: int = 0  # conv blocks frozen while fine-tuning (paper: unknown)
     positive_class: str = "fracture"  # pelvic class treated as positive
+    # How conditions are compared. "cv": repeated k-fold CV on one pelvic set, the corrected
+    # resampled t-test (folds share training images); what real data allow. "replications": the
+    # phantom is a generator, so each replication draws its own pelvic training set and every model
+    # is scored on one large fresh test set; replications are independent, so the plain paired
+    # t-test across them is valid. Real data (your folders, FracAtlas) always use "cv".
+    design: str = "cv"
+    replications: int = 10  # "replications": independent pelvic training sets (the paired t-test's n)
+    train_n: int = 200  # "replications": pelvic training images per replication (its validation split included)
+    test_n: int = 2000  # "replications": fresh pelvic test images every model of every replication is scored on
 
     def __post_init__(self) -> None:
+        if self.design not in DESIGNS:
+            raise ConfigError(f"transfer.design={self.design!r} is not one of {', '.join(DESIGNS)}")
+        for name, lo in (("replications", 2), ("train_n", 10), ("test_n", 10)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ConfigError(f"transfer.{name}={v!r} must be an integer >= {lo}")
         for name in self.conditions:
             try:
                 condition(name)
@@ -151,6 +169,20 @@ def pretrained_num_classes(model: torch.nn.Module) -> int:
 def make_folds(pelvic: ImageDataset, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Stratified, patient-level k folds shared by every condition (paired comparisons)."""
     return patient_kfold(pelvic, k=k, seed=seed)
+
+
+def replication_splits(n: int, replications: int, train_n: int, test_n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) of each replication: its own block of `train_n` images, and the first `test_n` for all.
+
+    The phantom renders every image independently from its own seed, so disjoint blocks are
+    independent draws; no image is in two training sets or in a training and the test set.
+    """
+    need = test_n + replications * train_n
+    if n < need:
+        raise ConfigError(f"the pelvic set has {n} images; {replications} replications of {train_n} training images "
+                          f"and {test_n} test images need {need}")
+    test = np.arange(test_n)
+    return [(np.arange(test_n + r * train_n, test_n + (r + 1) * train_n), test) for r in range(replications)]
 
 
 def split_limb(limb: ImageDataset, val_fraction: float, seed: int) -> tuple[ImageDataset, ImageDataset]:

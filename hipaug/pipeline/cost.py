@@ -85,12 +85,15 @@ class Sizes:
     n_classes: int  # limb classes
     n_limb: int  # real limb images (before the train/validation split)
     n_pelvic: int  # pelvic radiographs
+    design: str = "cv"  # how conditions are compared (replications only on the phantom)
 
     @classmethod
     def of_profile(cls, prof, n_classes: int | None = None) -> "Sizes":
         """The phantom's sizes (limb classes rendered once when not given)."""
+        from hipaug.pipeline.steps import phantom_pelvic_n
+
         C = n_classes if n_classes is not None else limb_class_count(prof)
-        return cls(C, C * prof.phantom.limb_per_class, prof.phantom.pelvic_n)
+        return cls(C, C * prof.phantom.limb_per_class, phantom_pelvic_n(prof), prof.transfer.design)
 
     def limb_split(self, prof) -> tuple[int, int]:
         """(train, validation) real limb images: the split every limb classifier shares."""
@@ -105,13 +108,18 @@ def classifier_flops(f: dict, epochs: float, n_train: float, n_val: float) -> fl
 
 def step_flops(prof, f: dict, sizes: Sizes) -> dict[str, float]:
     """FLOPs of one build of each kind of step (the table's `cost` entries read them): finetune is one fold."""
+    from hipaug.training.classifier_config import planned_epochs
+
     cfg, C = prof.acgan, sizes.n_classes
     n_tr, n_val = sizes.limb_split(prof)
     n_syn = C * prof.filter.synthetic_per_class
     Fw = f["vgg_fwd_img"]
     grids = math.ceil(cfg.steps / cfg.sample_every) if cfg.sample_every else 1
     t, fn, n_p = prof.transfer, prof.finetune, sizes.n_pelvic
-    fold_train = n_p * (t.k_folds - 1) / t.k_folds
+    # One fine-tuning run: a CV fold trains on k-1 folds and tests on one; a replication trains on its
+    # own set and tests on the shared test set.
+    fold_train, fold_test = ((t.train_n, t.test_n) if sizes.design == "replications" else
+                             (n_p * (t.k_folds - 1) / t.k_folds, n_p / t.k_folds))
     f_va = fold_train * fn.val_fraction
     return {
         "acgan": cfg.steps * f["gan_step"]
@@ -121,7 +129,8 @@ def step_flops(prof, f: dict, sizes: Sizes) -> dict[str, float]:
         "filter-scores": n_syn * Fw,
         # Every condition runs ~epochs x |real train| images (epochs are scaled by the set's size).
         "pretrain": classifier_flops(f, prof.pretrain.epochs, n_tr, n_val),
-        "finetune": classifier_flops(f, fn.epochs, fold_train - f_va, f_va) + (n_p / t.k_folds) * Fw,
+        "finetune": classifier_flops(f, planned_epochs(fn, round(fold_train - f_va)), fold_train - f_va, f_va)
+        + fold_test * Fw,
         "filter-val-scores": n_val * Fw,
         "features": (n_tr + n_val + n_syn) * Fw,
         # An upper bound for the filtered set too (the filter keeps at most every sample).

@@ -88,6 +88,15 @@ class Pipeline:
     def sub_seed(self, name: str) -> int:
         return self.run.sub_seed(name)
 
+    @property
+    def design(self) -> str:
+        """How conditions are compared: "replications" (the phantom, when the profile says so) or "cv"."""
+        return self.run.design
+
+    def splits(self) -> list[tuple[int, int]]:
+        """(repeat, fold) of every fine-tuning run of a condition."""
+        return self.run.splits()
+
     def folds(self, repeat: int = 0) -> list:
         return self.run.folds(repeat)
 
@@ -133,6 +142,22 @@ class Pipeline:
         for n in nodes:
             self.run.record(n)
         return nodes
+
+    def step_costs(self) -> dict[str, float]:
+        """FLOPs of one build of each kind of step, from the dry run's cost model (nothing is built)."""
+        from hipaug.pipeline.plan import step_costs
+
+        return step_costs(self.run)
+
+    def finetune_seconds(self) -> dict[str, float]:
+        """Mean seconds one Table VIII fine-tuning run of each condition took (as its artifact recorded them)."""
+        from hipaug.core.io import read_json
+        from hipaug.pipeline.results import table8_nodes
+
+        took: dict[str, list[float]] = {}
+        for n in table8_nodes(self.run):
+            took.setdefault(n.params[0], []).append(float(read_json(self.artifact(n).path / "artifact.json")["seconds"]))
+        return {c: sum(v) / len(v) for c, v in took.items()}
 
     def plan(self, groups: tuple[str, ...] = ("results",), workers: tuple[int, ...] = PREDICT_WORKERS) -> Plan:
         """The dry run of `produce(groups)`: nothing is computed."""

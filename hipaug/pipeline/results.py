@@ -71,18 +71,24 @@ def _folds_of(inputs: dict, nodes: list[Node]) -> pd.DataFrame:
 
 def table8_nodes(run: RunView) -> list[Node]:
     """Every fine-tuning fold of Table VIII, in the order its tables list them (repeat, condition, fold)."""
-    t = run.profile.transfer
-    return [finetune(c, None, r, f) for r in range(t.repeats) for c in t.conditions for f in range(t.k_folds)]
+    splits = run.splits()
+    return [finetune(c, None, r, f) for r in dict.fromkeys(r for r, _ in splits) for c in run.profile.transfer.conditions
+            for f in (f for rr, f in splits if rr == r)]
+
+
+def first_splits(run: RunView) -> list[tuple[int, int]]:
+    """The runs chapter 2's comparison and the ablations use: the first CV repeat's folds, or every replication."""
+    splits = run.splits()
+    return splits if run.design == "replications" else [s for s in splits if s[0] == 0]
 
 
 def classic_nodes(run: RunView) -> list[Node]:
     conds = [c for c in CLASSIC_CONDITIONS if c in run.profile.transfer.conditions]
-    return [finetune(c, None, 0, f) for c in conds for f in range(run.profile.transfer.k_folds)]
+    return [finetune(c, None, r, f) for c in conds for r, f in first_splits(run)]
 
 
 def ablation_nodes(run: RunView) -> list[Node]:
-    return [finetune("with_gan", rule, 0, f) for rule in run.profile.ablation.rules
-            for f in range(run.profile.transfer.k_folds)]
+    return [finetune("with_gan", rule, r, f) for rule in run.profile.ablation.rules for r, f in first_splits(run)]
 
 
 def _by_id(nodes: list[Node]) -> dict[str, Node]:
@@ -277,10 +283,9 @@ def _classic(run: RunView, params: tuple, inputs: dict, out: Path) -> None:
 
 
 def _ablations(run: RunView, params: tuple, inputs: dict, out: Path) -> None:
-    k = run.profile.transfer.k_folds
     parts, n_sel = [], {}
     for rule in run.profile.ablation.rules:
-        nodes = [finetune("with_gan", rule, 0, f) for f in range(k)]
+        nodes = [finetune("with_gan", rule, r, f) for r, f in first_splits(run)]
         parts.append(_folds_of(inputs, nodes).assign(threshold=rule.threshold, top_k=rule.top_k))
         n_sel[rule.label] = len(filtered(run, rule).selected)
     atomic_write_text(out / "ablation_folds.csv", ablation_table(parts, n_sel).to_csv(index=False))

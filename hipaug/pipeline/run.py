@@ -158,7 +158,7 @@ class Run:
         from hipaug.core.machine import kernel_info
 
         return {
-            "profile": self.profile.name, "seed": self.seed, "source": self.source,
+            "profile": self.profile.name, "seed": self.seed, "source": self.source, "design": self.design,
             "limb_dir": str(self.limb_dir) if self.limb_dir else None,
             "pelvic_dir": str(self.pelvic_dir) if self.pelvic_dir else None,
             "limb_fingerprint": self.limb.fingerprint, "pelvic_fingerprint": self.pelvic.fingerprint,
@@ -236,10 +236,30 @@ class Run:
 
         return split_limb(self.limb, self.profile.pretrain.val_fraction, seed=self.sub_seed("limb-split"))
 
+    @property
+    def design(self) -> str:
+        """How conditions are compared: the profile's `transfer.design` on the phantom, "cv" on real pelvic data."""
+        return self.profile.transfer.design if self.pelvic_dir is None else "cv"
+
+    def splits(self) -> list[tuple[int, int]]:
+        """(repeat, fold) of every fine-tuning run of a condition: each CV repeat's folds, or one per replication."""
+        t = self.profile.transfer
+        if self.design == "replications":
+            return [(r, 0) for r in range(t.replications)]
+        return [(r, f) for r in range(t.repeats) for f in range(t.k_folds)]
+
     def folds(self, repeat: int = 0) -> list:
-        """The patient-level folds of one repeat, shared by every condition (paired comparisons)."""
-        from hipaug.method.transfer import make_folds
+        """The (train, test) splits of one repeat, shared by every condition (paired comparisons).
+
+        CV: the patient-level stratified folds of the repeat. Replications: one split, the
+        replication's own training images and the test set shared by all.
+        """
+        from hipaug.method.transfer import make_folds, replication_splits
 
         if repeat not in self._folds:
-            self._folds[repeat] = make_folds(self.pelvic, self.profile.transfer.k_folds, self.sub_seed(f"folds-{repeat}"))
+            t = self.profile.transfer
+            if self.design == "replications":
+                self._folds[repeat] = [replication_splits(len(self.pelvic), t.replications, t.train_n, t.test_n)[repeat]]
+            else:
+                self._folds[repeat] = make_folds(self.pelvic, t.k_folds, self.sub_seed(f"folds-{repeat}"))
         return self._folds[repeat]

@@ -31,9 +31,11 @@ class RunView(Protocol):
     limb_left_out: dict[str, int]  # limb classes left out as too small (data.limb_min_per_class), with counts
     pelvic: ImageDataset  # the pelvic radiographs
     limb_split: tuple[ImageDataset, ImageDataset]  # (train, validation) real limb images
+    design: str  # how conditions are compared: cv or replications (the phantom only)
 
     def sub_seed(self, name: str) -> int: ...  # the seed of one named step
-    def folds(self, repeat: int = 0) -> list: ...  # one repeat's patient-level folds
+    def splits(self) -> list[tuple[int, int]]: ...  # (repeat, fold) of every fine-tuning run of a condition
+    def folds(self, repeat: int = 0) -> list: ...  # one repeat's (train, test) splits
     def load(self, node: Node) -> Any: ...  # another node's value (built if missing)
 
 

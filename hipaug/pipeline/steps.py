@@ -64,8 +64,14 @@ def _phantom_spec(run: RunView, kind: str) -> dict:
         return {"per_class": ph.limb_per_class, "labels": ph.limb_labels, "image_size": size,
                 "difficulty": ph.limb_difficulty, "parts": ph.limb_parts and list(ph.limb_parts),
                 "seed": run.sub_seed("phantom-limb")}
-    return {"n": ph.pelvic_n, "fracture_rate": ph.fracture_rate, "difficulty": ph.difficulty, "image_size": size,
-            "seed": run.sub_seed("phantom-pelvic")}
+    return {"n": phantom_pelvic_n(run.profile), "fracture_rate": ph.fracture_rate, "difficulty": ph.difficulty,
+            "image_size": size, "seed": run.sub_seed("phantom-pelvic")}
+
+
+def phantom_pelvic_n(profile) -> int:
+    """Pelvic phantoms rendered: `phantom.pelvic_n` for CV; the test set and every replication's training set otherwise."""
+    t = profile.transfer
+    return t.test_n + t.replications * t.train_n if t.design == "replications" else profile.phantom.pelvic_n
 
 
 def _write_phantom(kind: str):
@@ -272,7 +278,9 @@ def _finetune_spec(run: RunView, params: tuple, inputs: dict) -> dict:
     name, _, repeat, fold = params
     p, t = run.profile, run.profile.transfer
     spec = {"condition": name, "pretrained": inputs["pretrained"].key if "pretrained" in inputs else "scratch",
-            "finetune": p.finetune, "arch": p.arch, "pelvic": run.pelvic.fingerprint, "k": t.k_folds, "repeat": repeat,
+            "finetune": p.finetune, "arch": p.arch, "pelvic": run.pelvic.fingerprint,
+            **({"k": t.k_folds} if run.design == "cv" else {"design": run.design, "train_n": t.train_n, "test_n": t.test_n}),
+            "repeat": repeat,
             "fold": fold, "freeze_blocks": t.freeze_blocks, "positive": t.positive_class,
             "seed": run.sub_seed(f"finetune-{repeat}")}
     b = boxes(run)
@@ -292,7 +300,9 @@ def _finetune_build(run: RunView, params: tuple, inputs: dict, out: Path) -> Non
     pre = classifier_load(run, (), inputs["pretrained"]).model if "pretrained" in inputs else None
     res = finetune_fold(pre, run.pelvic, run.folds(repeat)[fold], p.arch, p.finetune, p.transfer,
                         run.sub_seed(f"finetune-{repeat}"), {"condition": name, "repeat": repeat, "fold": fold})
-    atomic_write_text(out / "folds.csv", pd.DataFrame([res.metrics]).to_csv(index=False))
+    # Independent replications share no training image: the paired tests need no correction (`fold_test_train_ratio`).
+    metrics = {**res.metrics, "independent": True} if run.design == "replications" else res.metrics
+    atomic_write_text(out / "folds.csv", pd.DataFrame([metrics]).to_csv(index=False))
     atomic_write_text(out / "predictions.csv", res.predictions.to_csv(index=False))
     atomic_write_text(out / "history.csv", res.history.to_csv(index=False))
     test = run.pelvic.subset(run.folds(repeat)[fold][1])

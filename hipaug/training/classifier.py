@@ -12,7 +12,7 @@ import contextlib
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from hipaug.data import patient_split
 from hipaug.errors import ConfigError, DataError
 from hipaug.models.vgg import VGG16, save_model
 from hipaug.training.augment import classic_augment
-from hipaug.training.classifier_config import TrainConfig
+from hipaug.training.classifier_config import TrainConfig, planned_epochs, steps_per_epoch
 from hipaug.training.inference import autocast, cpu_channels_last, inference_chunk
 
 
@@ -210,7 +210,7 @@ def _train_epoch(loop: _Loop) -> tuple[float, float]:
     for mod in loop.frozen:
         mod.eval()  # keep frozen batch-norm statistics fixed
     n = len(loop.y)
-    n_batches = n // cfg.batch_size + (1 if n % cfg.batch_size >= 2 else 0)  # a last batch of 1 breaks batch norm
+    n_batches = steps_per_epoch(n, cfg.batch_size)  # a last batch of 1 breaks batch norm
     use_aug = cfg.augment is not None and not cfg.augment.is_identity
     order = torch.randperm(n, generator=loop.perm_gen)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -355,6 +355,7 @@ def train_classifier(model: VGG16, train, cfg: TrainConfig, seed: int, val=None,
         stack.enter_context(torch_global_seed(seed, "dropout"))
         stack.enter_context(default_dtype(dtype))  # dropout masks and every new tensor in the model's precision
         train, val, train_idx, val_idx = _split_validation(train, val, cfg.val_fraction, seed)
+        cfg = replace(cfg, epochs=planned_epochs(cfg, len(train)))  # min_steps: as many updates on a small set
         y = train.labels.to(torch.long)
         weight = class_weights_from_labels(y, len(train.class_names)) if cfg.class_weights else None
         stack.enter_context(_torch_threads(cfg.num_threads))

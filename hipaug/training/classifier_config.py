@@ -23,6 +23,9 @@ class TrainConfig:
     """Hyper-parameters of `train_classifier`."""
 
     epochs: int = 30  # maximum number of passes over the training set
+    # At least this many optimiser steps (0: `epochs` as given): a smaller training set gets more
+    # epochs, so a recipe tuned on one data size still trains a small folder as long (in updates).
+    min_steps: int = 0
     batch_size: int = 32  # images per optimisation step
     lr: float = 1e-3  # learning rate (Adam default; use ~1e-2 with sgd)
     weight_decay: float = 0.0  # L2 penalty passed to the optimiser
@@ -47,6 +50,7 @@ class TrainConfig:
                 raise ConfigError(f"train.{name}={v!r} must be an integer >= {lo}")
 
         whole("epochs", 1)
+        whole("min_steps", 0)
         whole("batch_size", 2)  # batch norm needs at least two images per step
         whole("eval_batch_size", 1)
         if self.patience is not None:
@@ -89,3 +93,14 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"train: unknown field(s) {', '.join(unknown)}")
         return cls(**d)
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Optimiser steps in one pass over `n_train` images (a last batch of one image is dropped: batch norm)."""
+    return n_train // batch_size + (1 if n_train % batch_size >= 2 else 0)
+
+
+def planned_epochs(cfg: TrainConfig, n_train: int) -> int:
+    """`cfg.epochs`, raised until the run takes at least `cfg.min_steps` optimiser steps on `n_train` images."""
+    per = steps_per_epoch(n_train, cfg.batch_size)
+    return max(cfg.epochs, math.ceil(cfg.min_steps / per)) if per else cfg.epochs

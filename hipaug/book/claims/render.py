@@ -126,7 +126,9 @@ def methods_text(ledger: Ledger) -> str:
             "paired fold differences is multiplied by 1/J + n_test/n_train instead of 1/J, because the folds' "
             "training sets overlap and the plain test is anti-conservative (Dietterich 1998). Its two-sided p "
             "value and confidence interval decide; the paper's plain paired t-test is shown beside it, labelled as "
-            "the paper's test, with the minimum difference the design detects with 80% power")
+            "the paper's test, with the minimum difference the design detects with 80% power. On the phantom, "
+            "whose profile may draw independent replications instead of folds (each its own pelvic training set, "
+            "one fresh test set for all), nothing is shared and the correction term is zero: both tests agree")
     if ("paired", "noninferior") in used:
         parts.append("non-inferiority of a fold metric is judged by the corrected interval against the margin")
     if used & {("proportions", "greater"), ("proportions", "less")}:
@@ -140,7 +142,8 @@ def methods_text(ledger: Ledger) -> str:
     return ("How a verdict is reached: " + "; ".join(parts) + f". Tests are at α = {level}. A claim is supported when "
             "at least one primary comparison supports it and none contradicts it, contradicted in the mirror case, "
             "inconclusive otherwise, and not testable in this run when a precondition of a primary comparison "
-            "fails; secondary comparisons are shown but do not vote. *Inconclusive* means the data cannot tell, not "
+            "fails; a claim that joins several assertions gets each part's verdict so, and the weakest of them "
+            "(supported only when every part is); secondary comparisons are shown but do not vote. *Inconclusive* means the data cannot tell, not "
             "that the claim is false." + _reported_text(ledger.reported))
 
 
