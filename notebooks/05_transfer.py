@@ -212,7 +212,7 @@ if row is not None and np.isfinite(row["mdd_80"]):
 # ```
 
 # %%
-if row is not None:
+if row is not None and n_needed is not None:
     costs = pipe.step_costs()
     per_pair_seconds = sum(pipe.finetune_seconds().values())
     display(power.compute_table(n_needed, per_pair_seconds, len(conditions) * costs["finetune"],

@@ -64,3 +64,16 @@ def test_gan_train_sets_are_checked(tmp_path):
         load_profile(prof)
     assert load_profile("default").quality.gan_train_on == ("unfiltered",)
     assert set(load_profile("smoke").quality.gan_train_on) == {"unfiltered", "filtered"}
+
+
+def test_min_steps_adds_epochs_to_a_small_training_set():
+    """The fine-tuning budget is in optimiser steps: a smaller set gets more epochs, a large one its `epochs`."""
+    from hipaug.training.classifier_config import TrainConfig, planned_epochs, steps_per_epoch
+
+    cfg = TrainConfig(epochs=14, batch_size=32, min_steps=150)
+    assert steps_per_epoch(160, 32) == 5 and steps_per_epoch(161, 32) == 5 and steps_per_epoch(162, 32) == 6
+    assert planned_epochs(cfg, 160) == 30  # 150 steps at 5 per epoch
+    assert planned_epochs(cfg, 2000) == 14  # 63 steps per epoch: the epochs already give more
+    assert planned_epochs(TrainConfig(epochs=14, batch_size=32), 160) == 14  # min_steps 0: epochs as given
+    with pytest.raises(ConfigError, match="train.min_steps=-1"):
+        TrainConfig(min_steps=-1)

@@ -32,3 +32,16 @@ def test_training_gives_the_caller_its_rng_state_back():
     model = build_model(ArchSpec(width=0.125, fc_width=16), 2, 32, seed=1)
     train_classifier(model, ds, TrainConfig(epochs=1, batch_size=16, patience=None, device="cpu"), seed=1)
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_min_steps_trains_a_small_set_for_more_epochs():
+    """`TrainConfig.min_steps`: the loop runs the planned epochs (config.json and the history say how many)."""
+    from hipaug.training.classifier_config import planned_epochs
+
+    rng = np.random.default_rng(0)
+    ds = from_arrays(rng.random((40, 32, 32)).astype("float32"), rng.integers(0, 2, 40), ["a", "b"])
+    model = build_model(ArchSpec(width=0.125, fc_width=16), 2, 32, seed=1)
+    cfg = TrainConfig(epochs=1, batch_size=16, min_steps=7, patience=None, val_fraction=0.2, device="cpu")
+    res = train_classifier(model, ds, cfg, seed=1)
+    n_train = len(res.train_indices)
+    assert planned_epochs(cfg, n_train) > 1 and len(res.history) == planned_epochs(cfg, n_train)

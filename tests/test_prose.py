@@ -263,3 +263,17 @@ def test_power_sentence_says_whether_the_paper_effect_was_detectable():
     assert "could have detected" in prose.describe_power(quiet)
     assert "+0.76 points" in prose.describe_power(noisy)
     assert "no `with_gan` − `without_gan` comparison" in prose.describe_power(noisy.iloc[:0])
+
+
+def test_the_design_sentence_follows_the_run_not_only_the_profile():
+    """The default profile draws replications on the phantom; on real data the same profile runs CV, and says so."""
+    p = load_profile("default")
+    t = p.transfer
+    rep = prose.describe_cv(p)
+    assert rep.startswith("**Independent replications**") and f"{t.replications} replications" in rep
+    assert f"{t.train_n} pelvic training images" in rep and f"{t.test_n} fresh test images" in rep
+    cv = prose.describe_cv(p, "cv")
+    assert cv.startswith("**Cross-validation**") and f"{t.k_folds} folds" in cv
+    assert "independent replications" in prose.describe_profile(p)
+    assert f"{p.finetune.min_steps} optimiser steps" in prose.describe_finetune(p)
+    assert "optimiser steps" not in prose.describe_finetune(load_profile("smoke"))

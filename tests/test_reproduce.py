@@ -75,3 +75,26 @@ def test_real_data_always_use_cross_validation(tmp_path):
         replication_splits(100, 3, 40, 140)
     with pytest.raises(Exception, match="transfer.design='loo'"):
         TransferSpec(design="loo")
+
+
+@pytest.mark.slow
+def test_the_default_recipe_still_learns_from_a_small_folder():
+    """200 pelvic radiographs, the default profile's fine-tuning: the budget in optimiser steps keeps it learning.
+
+    Two folds of five, from scratch (no pre-training to lean on): each must pass the verdicts' learned gate.
+    """
+    from hipaug.data import from_arrays
+    from hipaug.data.phantoms import render_pelvic
+    from hipaug.evaluation.gates import GATES
+    from hipaug.method.transfer import finetune_fold, make_folds
+
+    p = load_profile("default")
+    batch = render_pelvic(200, p.image_size, 0, p.phantom.fracture_rate, p.phantom.difficulty)
+    pelvic = from_arrays(batch.images, batch.labels, batch.class_names, meta=batch.meta)
+    folds = make_folds(pelvic, p.transfer.k_folds, seed=0)
+    for f in (0, 1):
+        res = finetune_fold(None, pelvic, folds[f], p.arch, p.finetune, p.transfer, seed=0,
+                            tags={"condition": "scratch", "repeat": 0, "fold": f})
+        m = res.metrics
+        assert m["auc"] >= GATES.min_auc, m
+        assert min(m["sensitivity"], m["specificity"]) >= GATES.min_class_rate, m

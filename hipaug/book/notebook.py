@@ -114,6 +114,9 @@ def run_label(pipe: Pipeline) -> str:
     """Markdown naming the profile and the data a figure was drawn from: the closing words of its caption."""
     if pipe.source == "phantom":
         data = "built-in phantom radiographs"
+    elif pipe.source.startswith("fracatlas-"):
+        data = (f"FracAtlas radiographs, CC BY 4.0 (limb `{pipe.limb.fingerprint[:12]}`, hip "
+                f"`{pipe.pelvic.fingerprint[:12]}`)")
     else:
         data = (f"your radiographs (limb `{pipe.limb.fingerprint[:12]}`, pelvic "
                 f"`{pipe.pelvic.fingerprint[:12]}`)")

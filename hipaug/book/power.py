@@ -52,7 +52,7 @@ def compute_table(n_needed: int | None, per_pair_seconds: float, per_pair_flops:
     rows = [{"where": "this profile, this machine (its own fine-tuning seconds)", "pairs": n_needed,
              "PFLOP": n_needed * per_pair_flops / 1e15, "hours": n_needed * per_pair_seconds / 3600}]
     for w in workers:
-        rows.append({"where": f"`paper` profile, {w} GPU{'s' if w > 1 else ''} at {tflops:g} TFLOP/s", "pairs": n_needed,
+        rows.append({"where": f"paper profile, {w} GPU{'s' if w > 1 else ''} at {tflops:g} TFLOP/s", "pairs": n_needed,
                      "PFLOP": n_needed * paper_pair_flops / 1e15,
                      "hours": math.ceil(n_needed / w) * paper_pair_flops / (tflops * 1e12) / 3600})
     return pd.DataFrame(rows).set_index("where")

@@ -247,7 +247,9 @@ def _write(tmp: Path, inv: Inventory, read_root: Path, release: Path, out: Path,
         counts[which] = {c: int(n) for c, n in sorted(Counter(df["label"]).items())}
         (tmp / which).mkdir(parents=True)
         atomic_write_text(tmp / which / MANIFEST_NAME, df.to_csv(index=False))
-        cards[which] = _set_card(df, [index[r] for r in rels], images, scans, out / which)
+        # The set's folder relative to the card: an absolute path would name a temporary folder when the
+        # import is built into the artifact store and moved into place after.
+        cards[which] = _set_card(df, [index[r] for r in rels], images, scans, Path(which))
     hip_rels = sorted(r for r, t in targets.items() if t.startswith("hip/"))
     box_df = _boxes(hip_rels, {s.rel: s for s in scans}, boxes, scale, release)
     atomic_write_text(tmp / "hip" / BOXES_NAME, box_df.to_csv(index=False))

@@ -98,7 +98,10 @@ def _power(delta: float, se_unit: float, df: int, alpha: float) -> float:
     # Two-sided t-test: reject when |T| > t_crit; T ~ noncentral t with nc = delta / se.
     crit = stats.t.ppf(1 - alpha / 2, df)
     nc = delta / se_unit
-    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    p = float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    if not np.isfinite(p):  # scipy's noncentral t gives NaN far in its tails (large df): the normal limit
+        p = float(stats.norm.sf(crit - nc) + stats.norm.cdf(-crit - nc))
+    return p
 
 
 def min_detectable_difference(

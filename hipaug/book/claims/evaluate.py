@@ -210,7 +210,7 @@ def combine_parts(parts: list[PartResult]) -> tuple[str, str]:
         return "supported", f"each of its {len(parts)} parts supported"
     if by["not_testable"]:
         return "not_testable", f"part {named('not_testable')} not testable"
-    held = f"; {named('supported')} supported" if by["supported"] else ""
+    held = f", while {named('supported')} supported" if by["supported"] else ""
     return "inconclusive", f"part {named('inconclusive')} inconclusive{held}"
 
 
