@@ -43,6 +43,14 @@ NOT_RUN = {
         "compares its Table VIII with the serial bytes",
     "make book PROFILE=paper EXECUTOR=dask:4": "a whole book on four Dask processes; tests/test_book.py passes "
                                                "--executor to the chapters that take it",
+    ".venv/bin/hipaug data fetch fracatlas --out downloads/": "it downloads the release from figshare (no network "
+        "here); tests/test_fracatlas.py runs the same command against a loopback server",
+    "make book FRACATLAS=downloads/FracAtlas.zip": "a cold FracAtlas book takes about 20 minutes and needs the "
+        "release; tests/test_fracatlas_edition.py runs the edition's chapters on the shared copy (smoke profile)",
+    ".venv/bin/hipaug reproduce --fracatlas downloads/FracAtlas.zip --ablations": "it needs the release; "
+        "tests/test_fracatlas_edition.py runs `hipaug reproduce --fracatlas` on the shared copy",
+    ".venv/bin/hipaug data fracatlas downloads/FracAtlas.zip --out data/fracatlas": "it needs the release; "
+        "tests/test_fracatlas.py runs the import on the shared copy and on zips built from it",
 }
 # The whole book on the small folders: run by test_whole_book_commands_run (a book build, marked `book`).
 SLOW = ("make book LIMB_DIR=", ".venv/bin/python -m hipaug.book ")  # run by tests/test_docs_books.py
