@@ -19,6 +19,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
+import torch
 
 from hipaug.config import load_profile
 from hipaug.core.machine import SECOND_KERNEL_SET
@@ -67,7 +68,9 @@ def test_the_second_kernel_set_really_selects_other_kernels(tmp_path):
                                       env=_other_cpu_env(tmp_path)).stdout)
     assert there["torch_cpu_capability"] == "DEFAULT" and there["torch_threads"] == 1
     assert there["kernel_env"] == SECOND_KERNEL_SET
-    assert here["torch_cpu_capability"] != "DEFAULT", "this machine already runs the fallback kernels"
+    if here["torch_cpu_capability"] == "DEFAULT":
+        pytest.skip(NATIVE_FALLBACK)
+    assert here["torch_cpu_capability"] != "DEFAULT"
 
 
 @pytest.mark.slow
@@ -98,6 +101,17 @@ def test_phantoms_are_the_same_bytes_whatever_simd_numpy_uses():
     assert len(hashes) == 1, hashes
 
 
+# On a CPU that already runs ATen's fallback kernels (no AVX2, or a whole `make test` run under the second
+# set's environment) the two kernel sets are one: the control comparisons have nothing to compare. Every
+# other check of this file, the nbval run under the second set included, still runs there.
+NATIVE_FALLBACK = ("this CPU already runs ATen's fallback kernels, the ones the second kernel set forces: "
+                   "there is no other kernel set to compare with")
+
+
+def _native_capability() -> str:
+    return torch.backends.cpu.get_cpu_capability()
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_float64_training_agrees_across_kernel_sets(tmp_path, dtype):
     """A float64 VGG trained here and under the second kernel set predicts the same; a float32 one does not."""
@@ -114,6 +128,8 @@ def test_float64_training_agrees_across_kernel_sets(tmp_path, dtype):
     import numpy as np
 
     moved = float(np.abs(np.load(here) - np.load(there)).max())
+    if dtype == "float32" and _native_capability() == "DEFAULT":
+        pytest.skip(NATIVE_FALLBACK)
     if dtype == "float64":
         assert moved < 1e-9, f"float64 predictions moved by {moved:.2e} across kernel sets"
     else:  # the control: the kernel sets do differ, and float32 shows it

@@ -363,16 +363,20 @@ def front_markdown(root: Path, profile: str, results_dir: Path, store: dict[str,
                           "Table VIII (`table8_folds.csv`). Build the book (`make book`) or run chapter 5 to fill it; "
                           "this page then shows the answer.", ""])
     n_run = int(df.loc[df["source"] == "run", "n"].max()) if (df["source"] == "run").any() else 0
-    caption = (f"Table VIII, the paper beside this run. Dots: mean over folds; bars: {level * 100:g}% t-interval of "
-               f"the mean, cut at 0 and 100 (the paper's from its mean ± SD over its {TABLE8_FOLDS} folds, quoted; this run's from its "
-               f"{n_run} fold results). This run: {where}.")
+    replications = store.get("run", {}).get("design") == "replications"
+    unit = "independent replications" if replications else "fold results"
+    caption = (f"Table VIII, the paper beside this run. Dots: mean over folds or replications; bars: {level * 100:g}% "
+               f"t-interval of the mean, cut at 0 and 100 (the paper's from its mean ± SD over its {TABLE8_FOLDS} folds, "
+               f"quoted; this run's from its {n_run} {unit}). This run: {where}.")
+    test = ("the paired t-test across independent replications (the corrected resampled t-test's correction is "
+            "zero there: nothing is shared)" if replications else
+            "the corrected resampled t-test, which allows for the folds sharing training images")
     return "\n".join([
         pipeline,
         "The paper's Table VIII and this run side by side ({numref}`front-headline`; chapter {ref}`table8` has "
         "every condition and fold). Numbers are in percent; each mean has its plain t-interval over the folds, the same "
         "for the paper (from its SD) and this run. The last column gives the paper's difference with the verdict of "
-        f"its paired t-test, and this run's difference with the {level * 100:g}% CI and p value of the corrected "
-        "resampled t-test, which allows for the folds sharing training images.", "",
+        f"its paired t-test, and this run's difference with the {level * 100:g}% CI and p value of {test}.", "",
         _figure(HEADLINE_PNG, "front-headline", headline_alt(df, store_label(store, profile)), caption),
         headline_table(df, differences(store)), "",
         seen_text(store), "",

@@ -196,7 +196,8 @@ def power_text(evaluated: list[ClaimResult]) -> str:
     m = rows[0]
     paper = paper_difference(m.metric, m.a, m.b)
     return (f"Power: on this run the smallest {m.a} − {m.b} difference in {m.metric} that the corrected test detects "
-            f"with 80% power is {numbers.points(m.mdd * 100)} points over {m.n} fold pairs "
+            f"with 80% power is {numbers.points(m.mdd * 100)} points over {m.n} "
+            f"{'independent replications' if m.test_train_ratio == 0 else 'fold pairs'} "
             f"({numbers.points(m.mdd_paper * 100)} points for "
             f"the paper's plain test), while the paper's Table VIII difference is {paper:+.2f} points. An effect "
             "below the detectable difference will usually come out inconclusive whatever its sign.")
