@@ -363,14 +363,13 @@ def front_markdown(root: Path, profile: str, results_dir: Path, store: dict[str,
                           "Table VIII (`table8_folds.csv`). Build the book (`make book`) or run chapter 5 to fill it; "
                           "this page then shows the answer.", ""])
     n_run = int(df.loc[df["source"] == "run", "n"].max()) if (df["source"] == "run").any() else 0
-    replications = store.get("run", {}).get("design") == "replications"
-    unit = "independent replications" if replications else "fold results"
+    rep = store.get("run", {}).get("design") == "replications"
     caption = (f"Table VIII, the paper beside this run. Dots: mean over folds or replications; bars: {level * 100:g}% "
                f"t-interval of the mean, cut at 0 and 100 (the paper's from its mean ± SD over its {TABLE8_FOLDS} folds, "
-               f"quoted; this run's from its {n_run} {unit}). This run: {where}.")
-    test = ("the paired t-test across independent replications (the corrected resampled t-test's correction is "
-            "zero there: nothing is shared)" if replications else
-            "the corrected resampled t-test, which allows for the folds sharing training images")
+               f"quoted; this run's from its {n_run} {'independent replications' if rep else 'fold results'}). "
+               f"This run: {where}.")
+    test = ("the paired t-test across independent replications (nothing is shared: the corrected test's correction "
+            "is zero)" if rep else "the corrected resampled t-test, which allows for the folds sharing training images")
     return "\n".join([
         pipeline,
         "The paper's Table VIII and this run side by side ({numref}`front-headline`; chapter {ref}`table8` has "
