@@ -41,7 +41,6 @@ Boxes
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 from collections import Counter
@@ -61,6 +60,7 @@ from hipaug.data.fracatlas_release import (PART_FLAGS, Defect, Inventory, extrac
                                            folder_inventory, read_coco, zip_inventory)
 from hipaug.data.folders import MANIFEST_NAME
 from hipaug.data.images import one_line
+from hipaug.data.writer import replace_dir
 from hipaug.errors import ConfigError, DataError
 
 __all__ = ["LIMB_PARTS", "LIMB_CLASSES", "HIP_CLASSES", "MULTI_PART_RULE", "RECORD_NAME", "ImportReport",
@@ -285,17 +285,6 @@ def _prepare_out(out: Path) -> Path:
     return tmp
 
 
-def _swap(tmp: Path, out: Path) -> None:
-    """Rename the finished `tmp` to `out`, moving an earlier import aside first and removing it after."""
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{secrets.token_hex(4)}")
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
-
-
 def import_release(src: str | Path, out: str | Path, image_size: int = 64) -> ImportReport:
     """Import FracAtlas (``FracAtlas.zip`` or the folder it extracts to) into OUT's limb and hip sets.
 
@@ -322,7 +311,7 @@ def import_release(src: str | Path, out: str | Path, image_size: int = 64) -> Im
         else:
             read_root = release = root
         report = _write(tmp, inv, read_root, release, out, image_size)
-        _swap(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -34,10 +34,10 @@ def to_uint8(x) -> np.ndarray:
     return np.rint(np.clip(np.asarray(x), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def _replace_dir(tmp: Path, out: Path) -> None:
-    """Rename the finished folder `tmp` to `out`, moving an existing `out` aside first."""
+def replace_dir(tmp: Path, out: Path) -> None:
+    """Rename the finished folder `tmp` to `out`, moving an existing `out` aside first and removing it after."""
     if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        old = out.with_name(f".{out.name}.old-{secrets.token_hex(4)}")
         os.replace(out, old)
         os.replace(tmp, out)
         shutil.rmtree(old, ignore_errors=True)
@@ -73,7 +73,7 @@ def write_image_folder(out_dir: str | Path, images_u8: np.ndarray, rel_paths: Se
             (tmp / rel_paths[i]).parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(images_u8[i]).save(tmp / rel_paths[i], format="PNG")
         (tmp / MANIFEST_NAME).write_bytes(manifest.to_csv(index=False).encode("utf-8"))
-        _replace_dir(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
