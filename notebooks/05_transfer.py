@@ -197,7 +197,7 @@ if row is not None and np.isfinite(row["mdd_80"]):
     curve = power.power_curve(row, alpha)
     fig = plots.power_curve(curve, paper_acc)
     show_figure(fig, "fig-transfer-power", pipe, n=int(row["n"]), sd=f"{row['sd_diff'] * 100:.1f}",
-                unit="replications" if pipe.design == "replications" else "fold pairs")
+                unit=power.pair_unit(pipe.design))
 
 # %% [markdown]
 # ```{glue:figure} fig-transfer-power

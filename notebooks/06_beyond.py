@@ -33,7 +33,7 @@ from IPython.display import Markdown, display
 from hipaug.book import plots
 from hipaug.evaluation import METRICS, cam_maps, summarize
 from hipaug.book.notebook import data_summary, setup, show_figure
-from hipaug.book.localisation import describe_localisation, localisation_table, localisation_tests_table
+from hipaug.book.localisation import CAM_NAMES, describe_localisation, localisation_table, localisation_tests_table
 from hipaug.book.prose import describe_ablation
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts,
@@ -159,8 +159,7 @@ pos = pelvic.class_names.index(pipe.profile.transfer.positive_class)
 fract = [i for i in test_idx if int(pelvic.labels[i]) == pos][:6]
 normal = [i for i in test_idx if int(pelvic.labels[i]) != pos][:2]
 pick = fract + normal
-cams = {name: cam_maps(model, pelvic.images[pick], target=pos, method=method)
-        for name, method in (("Grad-CAM", "gradcam"), ("Grad-CAM++", "gradcampp"))}
+cams = {name: cam_maps(model, pelvic.images[pick], target=pos, method=method) for method, name in CAM_NAMES.items()}
 side = pelvic.meta["side"].astype(str).tolist() if "side" in pelvic.meta else ["?"] * len(pelvic)
 titles = [f"{pelvic.class_names[int(pelvic.labels[i])]}\n{side[i] if int(pelvic.labels[i]) == pos else ''}" for i in pick]
 fig = plots.gradcam_grid(pelvic.images[pick], cams, titles)
@@ -221,11 +220,12 @@ if loc is not None:
 if loc is not None:
     shown = [c for c in ("scratch", "without_gan", "with_gan") if c in pipe.profile.transfer.conditions]
     boxed = pipe.boxes
-    seen = [i for i in test_idx if pelvic.paths[i] in set(boxed["path"])][:6]
+    boxed_paths = set(boxed["path"])
+    seen = [i for i in test_idx if pelvic.paths[i] in boxed_paths][:6]
     maps = {c: cam_maps(pipe.fold_model(c), pelvic.images[seen], target=pos, method="gradcam") for c in shown}
     rects = [list(boxed.loc[boxed["path"] == pelvic.paths[i], ["x0", "y0", "x1", "y1"]].itertuples(index=False))
              for i in seen]
-    fig = plots.box_cam_grid(pelvic.images[seen], maps, rects, [f"test image {k + 1}" for k in range(len(seen))])
+    fig = plots.gradcam_grid(pelvic.images[seen], maps, [f"test image {k + 1}" for k in range(len(seen))], boxes=rects)
     show_figure(fig, "fig-beyond-boxes", pipe, images=len(seen), conditions=len(shown))
 
 # %% [markdown]

@@ -244,11 +244,15 @@ def cam_overlay(image, cam, alpha: float = 0.4, cmap: str = "jet") -> np.ndarray
     return np.clip((1 - alpha) * grey + alpha * heat, 0, 1)
 
 
-def gradcam_grid(images, cams, titles):
-    """Pelvic radiographs (top row) with heat maps overlaid below: a row per method of `cams`.
+def gradcam_grid(images, cams, titles, boxes: list | None = None):
+    """Radiographs (top row) with heat maps overlaid below: a row per entry of `cams` (a method, or a model).
 
-    `cams`: maps (N, H, W), or {row label: maps} to set methods (Grad-CAM, Grad-CAM++) side by side.
+    `cams`: maps (N, H, W), or {row label: maps}. With `boxes` (per image a list of (x0, y0, x1, y1) on its
+    pixels) the annotated fracture boxes are drawn on every panel and each map's peak is marked: the
+    pointing game scores a hit when it falls inside a box.
     """
+    from matplotlib.patches import Rectangle
+
     rows = cams if isinstance(cams, dict) else {"": cams}
     n = len(images)
     fig, axes = plt.subplots(1 + len(rows), n, figsize=(1.8 * n, 1.9 * (1 + len(rows))), squeeze=False)
@@ -256,39 +260,17 @@ def gradcam_grid(images, cams, titles):
         img = np.asarray(images[i]).squeeze()
         _imshow(axes[0, i], img, titles[i])
         for r, maps in enumerate(rows.values(), start=1):
-            axes[r, i].imshow(cam_overlay(img, maps[i]))
-            axes[r, i].set_xticks([]), axes[r, i].set_yticks([])
-            axes[r, i].grid(False)
-    for r, label in enumerate(rows, start=1):
-        axes[r, 0].set_ylabel(label, fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def box_cam_grid(images, cams: dict, boxes: list, titles):
-    """Radiographs (top row) and, a row per model, its heat map with the annotated fracture boxes drawn on top.
-
-    `cams`: {row label: maps (N, H, W)}; `boxes`: per image a list of (x0, y0, x1, y1) on the image's pixels.
-    The peak of each map is marked: the pointing game scores a hit when it falls inside a box.
-    """
-    from matplotlib.patches import Rectangle
-
-    n = len(images)
-    fig, axes = plt.subplots(1 + len(cams), n, figsize=(1.8 * n, 1.9 * (1 + len(cams))), squeeze=False)
-    for i in range(n):
-        img = np.asarray(images[i]).squeeze()
-        _imshow(axes[0, i], img, titles[i])
-        for r, maps in enumerate(cams.values(), start=1):
             ax = axes[r, i]
             ax.imshow(cam_overlay(img, maps[i]))
             ax.set_xticks([]), ax.set_yticks([])
             ax.grid(False)
-            peak = np.unravel_index(int(np.argmax(maps[i])), np.shape(maps[i]))
-            ax.plot(peak[1], peak[0], marker="+", color="white", markersize=7, mew=1.5)
-        for ax in axes[:, i]:
-            for x0, y0, x1, y1 in boxes[i]:
+            if boxes is not None:
+                peak = np.unravel_index(int(np.argmax(maps[i])), np.shape(maps[i]))
+                ax.plot(peak[1], peak[0], marker="+", color="white", markersize=7, mew=1.5)
+        for x0, y0, x1, y1 in boxes[i] if boxes is not None else ():
+            for ax in axes[:, i]:
                 ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="lime", lw=1.0))
-    for r, label in enumerate(cams, start=1):
+    for r, label in enumerate(rows, start=1):
         axes[r, 0].set_ylabel(label, fontsize=8)
     fig.tight_layout()
     return fig

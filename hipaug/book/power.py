@@ -58,12 +58,17 @@ def compute_table(n_needed: int | None, per_pair_seconds: float, per_pair_flops:
     return pd.DataFrame(rows).set_index("where")
 
 
+def pair_unit(design: str) -> str:
+    """What one paired value is under a design: an independent replication, or a fold of CV."""
+    return "independent replications" if design == "replications" else "fold pairs"
+
+
 def seen_sentence(row, paper_points: float, design: str) -> str:
     """One sentence: the smallest with_gan − without_gan accuracy difference this build could detect, beside the paper's."""
     if row is None or not np.isfinite(row["mdd_80"]):
         return "This build has no with_gan − without_gan comparison with a defined minimum detectable difference."
     mdd, n = float(row["mdd_80"]) * 100, int(row["n"])
-    unit = "independent replications" if design == "replications" else "fold pairs"
+    unit = pair_unit(design)
     saw = ("could have detected a with_gan − without_gan accuracy difference as small as the paper's "
            f"{points(paper_points, signed=True)} points" if mdd <= abs(paper_points) else
            f"could detect a with_gan − without_gan accuracy difference of {points(mdd)} points or more, not one of "
@@ -76,7 +81,7 @@ def describe(row, paper_points: float, n_needed: int | None, design: str) -> str
     text = seen_sentence(row, paper_points, design)
     if row is None or not np.isfinite(row["mdd_80"]):
         return text
-    unit = "independent replications" if design == "replications" else "fold pairs"
+    unit = pair_unit(design)
     if n_needed is None:
         return text + (" No number of folds of this cross-validation could detect the paper's difference: its "
                        "correction for shared training images keeps the detectable difference above it however many "

@@ -258,7 +258,8 @@ def _localise(run: RunView, model, test, tags: dict) -> pd.DataFrame | None:
     b = boxes(run)
     if b is None:
         return None
-    keep = [i for i, p in enumerate(test.paths) if p in set(b["path"])]
+    boxed = set(b["path"])
+    keep = [i for i, p in enumerate(test.paths) if p in boxed]
     if not keep:
         return pd.DataFrame(columns=[*tags, "path", "method", "mass_in_mask", "peak_in_mask"])
     paths = [test.paths[i] for i in keep]
