@@ -175,6 +175,26 @@ comparison_table(tests).round(3)
 Markdown(describe_power(tests))
 
 # %% [markdown]
+# (transfer-premise)=
+# ## Does limb pre-training help at all?
+#
+# The paper's question, whether GAN-augmented limb images make a better pre-training, presumes
+# that limb pre-training helps hip-fracture detection in the first place. The first table scores
+# each pre-trained backbone on the held-out real limb images, on its own task and on fracture
+# against normal: a backbone that never learned limb fractures has none to transfer. The
+# paragraph below it tests the premise with the claims' paired test, `without_gan` against
+# `scratch`, and says what the answer means for the GAN claims.
+
+# %%
+from hipaug.book import premise
+
+backbones = premise.backbones(pipe)
+backbones.round(1)
+
+# %% tags=["remove-input"]
+Markdown(premise.describe_backbones(backbones) + "\n\n" + premise.describe(premise.premise_row(tests), pipe.design))
+
+# %% [markdown]
 # ## Power: what this design could see
 #
 # The minimum detectable difference (MDD) falls with the number of independent pairs, as

@@ -131,6 +131,18 @@ def test_near_constant_fold_is_not_testable_not_contradicted():
     assert failed[0].tests == ("t",)
 
 
+def test_near_constant_replication_is_named_by_replication():
+    f = folds(-0.05, a="with_gan", b="classic")
+    f = f.assign(repeat=f["fold"], fold=0, independent=True)  # one model per replication, as the phantom design writes
+    bad = f.copy()
+    row = bad.index[(bad.condition == "classic")][4]
+    bad.loc[row, ["sensitivity", "specificity"]] = [1.0, 0.0]
+    (r,) = evaluate(ledger_of(paired_check(a="with_gan", b="classic")), store(bad), n_boot=1000)
+    assert r.verdict == "not_testable"
+    assert f"replication {bad.loc[row, 'repeat']} of 'classic' is a near-constant predictor" in r.reason
+    assert "fold" not in r.reason.split("near-constant")[0]
+
+
 @pytest.mark.parametrize("effect", [0.05, -0.05])
 def test_chance_auc_is_not_testable(effect):
     f = folds(effect)

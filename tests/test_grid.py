@@ -342,3 +342,9 @@ def test_a_killed_worker_is_replaced_and_the_results_are_the_same(serial_run, tm
     _same_files(serial_run, pipe.results_dir, ["paired_tests.csv", "run.json", "table8_folds.csv",
                                                "table8_summary.csv"])
     assert not any((tmp_path / "a" / ".partial").iterdir())
+
+
+def test_pretrained_of_a_condition_without_pre_training_is_one_line(tmp_path):
+    pipe = Pipeline("smoke", artifacts=tmp_path / "a", results=tmp_path / "r")
+    with pytest.raises(ConfigError, match="condition 'scratch' is not pre-trained"):
+        pipe.pretrained("scratch")

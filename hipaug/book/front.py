@@ -351,7 +351,7 @@ def front_markdown(root: Path, profile: str, results_dir: Path, store: dict[str,
 
     `df` is `headline(store, level)`, None when the store has no Table VIII yet.
     """
-    from hipaug.book.power import seen_text
+    from hipaug.book import power, premise
     from hipaug.paper import TABLE8_FOLDS
 
     where = provenance(store, profile)
@@ -378,7 +378,7 @@ def front_markdown(root: Path, profile: str, results_dir: Path, store: dict[str,
         f"its paired t-test, and this run's difference with the {level * 100:g}% CI and p value of {test}.", "",
         _figure(HEADLINE_PNG, "front-headline", headline_alt(df, store_label(store, profile)), caption),
         headline_table(df, differences(store)), "",
-        seen_text(store), "",
+        power.seen_text(store), "", premise.front_text(store), "",
         verdicts_text(root, store), "",
         editions_text(root, results_dir, store.get("run", {}).get("source", "phantom"), level)])
 

@@ -179,6 +179,14 @@ class Pipeline:
         """The realism filter: the VGG-16 trained on the real limb training images (`TrainedClassifier`)."""
         return self.get(S.FILTER)
 
+    def pretrained(self, condition: str, rule: Rule | None = None):
+        """The limb-pre-trained VGG-16 of a condition (`TrainedClassifier`); a condition without pre-training raises."""
+        from hipaug.method.conditions import condition as spec
+
+        if not spec(condition).pretrained:
+            raise ConfigError(f"condition {condition!r} is not pre-trained")
+        return self.get(S.pretrain(condition, rule))
+
     @property
     def synthetic_probs(self):
         """The filter's class probabilities of every synthetic image (one scoring pass for every rule)."""

@@ -224,6 +224,13 @@ class Run:
             raise DataError(f"{self._where('pelvic', root)}: {exc}") from None
         return ds
 
+    @cached_property
+    def boxes(self):
+        """The pelvic set's fracture boxes on the S x S canvas (read once; None: phantoms or a folder without boxes.csv)."""
+        from hipaug.data import read_boxes
+
+        return None if self.pelvic_dir is None else read_boxes(self.pelvic_dir, self.profile.image_size)
+
     def check_data(self) -> "Run":
         """Load and check both data sets now, before anything is trained or written."""
         _ = self.limb, self.pelvic  # cached properties: loading them is the check

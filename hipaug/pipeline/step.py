@@ -30,6 +30,7 @@ class RunView(Protocol):
     limb: ImageDataset  # the real limb images
     limb_left_out: dict[str, int]  # limb classes left out as too small (data.limb_min_per_class), with counts
     pelvic: ImageDataset  # the pelvic radiographs
+    boxes: Any  # the pelvic set's fracture boxes on the S x S canvas (a DataFrame; None: the set has none)
     limb_split: tuple[ImageDataset, ImageDataset]  # (train, validation) real limb images
     design: str  # how conditions are compared: cv or replications (the phantom only)
 

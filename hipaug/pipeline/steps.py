@@ -246,9 +246,7 @@ def _gan_train_load(run: RunView, params: tuple, art: Artifact):
 # ------------------------------------------------------------------ fine-tuning folds
 def boxes(run: RunView) -> pd.DataFrame | None:
     """The pelvic set's fracture boxes on the S x S canvas (a FracAtlas hip set has them; None otherwise)."""
-    from hipaug.data import read_boxes
-
-    return None if run.pelvic_dir is None else read_boxes(run.pelvic_dir, run.profile.image_size)
+    return run.boxes
 
 
 def _localise(run: RunView, model, test, tags: dict) -> pd.DataFrame | None:

@@ -80,12 +80,18 @@ def check_learned(condition: str, folds: pd.DataFrame | None, pre: Preconditions
     else:
         i, j = np.unravel_index(np.nanargmin(rates), rates.shape)
         low, col = float(rates[i, j]), cols[j]
-        where = f"fold {sub.loc[i, 'fold']}" if "fold" in sub.columns else f"row {i}"
-        if "repeat" in sub.columns and sub["repeat"].nunique() > 1:
-            where += f" of repeat {sub.loc[i, 'repeat']}"
+        # Independent replications (one model each) are named by replication, CV folds by fold and repeat.
+        replications = "independent" in sub.columns and bool(sub["independent"].fillna(False).astype(bool).all())
+        unit = "replication" if replications else "fold"
+        if replications and "repeat" in sub.columns:
+            where = f"replication {sub.loc[i, 'repeat']}"
+        else:
+            where = f"fold {sub.loc[i, 'fold']}" if "fold" in sub.columns else f"row {i}"
+            if "repeat" in sub.columns and sub["repeat"].nunique() > 1:
+                where += f" of repeat {sub.loc[i, 'repeat']}"
         v, t = fmt_against(low, pre.min_class_rate)
         ok = low >= pre.min_class_rate
-        msg = f"no fold of {condition!r} is a near-constant predictor: lowest class rate {v} ({col}, {where}) >= {t}" \
+        msg = f"no {unit} of {condition!r} is a near-constant predictor: lowest class rate {v} ({col}, {where}) >= {t}" \
             if ok else f"{where} of {condition!r} is a near-constant predictor: {col} {v} < {t}"
         out.append(PreconditionResult("learned", condition, "lowest class rate", ok, low, pre.min_class_rate, msg))
     return out

@@ -250,7 +250,7 @@ def coverage_text(acceptance) -> str:
 
 
 def _findings_page(ledger: Ledger, citekey: str, evaluated: list[ClaimResult], run: dict, source: str,
-                   summary_rows: list[str], acceptance=None) -> str:
+                   summary_rows: list[str], acceptance=None, premise_md: str = "") -> str:
     """The findings page: how verdicts are reached, the verdict of every claim, and every comparison."""
     from hipaug.evaluation import METRICS, PAPER_METRICS
 
@@ -273,6 +273,7 @@ def _findings_page(ledger: Ledger, citekey: str, evaluated: list[ClaimResult], r
         methods_text(ledger), "",
         power_text(evaluated), "",
         coverage_text(acceptance), "",
+        premise_md, "",
         f"Verdicts: {', '.join(f'{badge(k)} {v}' for k, v in counts.items())}.", "",
         "| highlight | claim | verdict | why | evidence |", "|---|---|---|---|---|", *summary_rows, "",
         preconditions_text(ledger),
@@ -308,5 +309,10 @@ def render_findings_and_annotations(root: Path, out: Path, profile: str, results
     for k in ("highlights", "images", "comments"):
         if k in found and written.get(k, found[k]) != found[k]:
             raise ConfigError(f"annotation page wrote {written.get(k)} {k} of {found[k]} found in {ledger.note.name}")
-    findings = _findings_page(ledger, note.citekey, evaluated, run, source, summary_rows, store.get("filter_acceptance"))
+    from hipaug.book import premise
+
+    tests = store.get("paired_tests")
+    premise_md = premise.describe(premise.premise_row(tests), run.get("design", "cv")) if tests is not None else ""
+    findings = _findings_page(ledger, note.citekey, evaluated, run, source, summary_rows, store.get("filter_acceptance"),
+                              premise_md)
     return {"annotations.md": page, "findings.md": findings}
