@@ -187,12 +187,26 @@ Markdown(describe_power(tests))
 
 # %%
 from hipaug.book import premise
+from hipaug.core.project import find_project
 
 backbones = premise.backbones(pipe)
 backbones.round(1)
 
 # %% tags=["remove-input"]
 Markdown(premise.describe_backbones(backbones) + "\n\n" + premise.describe(premise.premise_row(tests), pipe.design))
+
+# %% [markdown]
+# Chapter 5 tests the premise on every build; `benchmarks/study_transfer.py` asks why it comes out
+# as it does, on the profile's own replications: what a backbone's frozen features already know
+# about hip fractures (a linear probe), and what fine-tuning from it reaches, for no pre-training,
+# the build's limb pre-training, the same for twice the epochs, and pre-training on other pelvic
+# phantoms (the most any backbone could bring). It is a study, not part of the build, so its
+# table is the latest record, dated, for this build's profile.
+
+# %% tags=["remove-input"]
+study, study_caption = premise.study(find_project(required=False), pipe.profile.name)
+display(Markdown(study_caption))
+study.round(2) if study is not None else None
 
 # %% [markdown]
 # ## Power: what this design could see

@@ -99,3 +99,32 @@ def test_backbone_table_without_fracture_classes_leaves_that_column_empty():
     assert np.isnan(t.loc["x", "fracture vs normal (%)"]) and t.loc["x", "accuracy (%)"] == pytest.approx(50)
     with pytest.raises(ValueError, match="differ from the limb set"):
         premise.backbone_table({"x": SimpleNamespace(model=Oracle(2), class_names=("b", "a"))}, val)
+
+
+def _study_record(profile_hash: str, date: str, profile: str = "default", minus: float = 2.0) -> dict:
+    rows = [{"profile": profile, "backbone": b, "linear probe on hip (%)": 50.0, "minus scratch (points)": m}
+            for b, m in (("scratch", float("nan")), ("limb", minus))]
+    return {"benchmark": premise.STUDY, "date": date, "cpu": "test CPU", "rows": rows, "notes": "3 replications.",
+            "profiles": {profile: profile_hash}}
+
+
+def test_study_shows_the_latest_record_of_the_profile(tmp_path):
+    import json
+
+    from hipaug.book.perfpage import profile_hashes
+
+    current = profile_hashes()["default"]
+    d = tmp_path / "benchmarks" / "results"
+    d.mkdir(parents=True)
+    recs = [_study_record(current, "2026-12-01T10:00:00", minus=1.0), _study_record(current, "2026-12-02T10:00:00"),
+            _study_record("other", "2026-12-03T10:00:00", profile="paper")]
+    (d / f"{premise.STUDY}.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    table, caption = premise.study(tmp_path, "default")
+    assert list(table.index) == ["scratch", "limb"] and "profile" not in table.columns
+    assert table.loc["limb", "minus scratch (points)"] == 2.0  # the newer of the two default records
+    assert "recorded on 2026-12-02" in caption and "3 replications." in caption and "Stale" not in caption
+    _, caption = premise.study(tmp_path, "paper")
+    assert "**Stale:**" in caption
+    table, caption = premise.study(tmp_path, "fracatlas")
+    assert table is None and "study_transfer.py --profile fracatlas" in caption
+    assert premise.study(None, "default")[0] is None

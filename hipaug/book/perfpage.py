@@ -285,7 +285,8 @@ def paper_cost(root: Path) -> str:
     return "\n".join(out + _record_body(rec))
 
 
-NOT_PERFORMANCE = ("kernels",)  # records the reproducibility page shows instead (`kernel_spread`)
+# Records shown elsewhere: the reproducibility page (`kernel_spread`), chapter 5 (`premise.study`).
+NOT_PERFORMANCE = ("kernels", "transfer_premise")
 
 
 def kernel_spread(root: Path) -> str:

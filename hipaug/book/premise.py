@@ -11,7 +11,9 @@ held-out real limb images.
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -128,6 +130,36 @@ def describe_backbones(table: pd.DataFrame) -> str:
         text += (f", and tell a fractured limb from a normal one in {span('fracture vs normal (%)')} of them (always "
                  f"guessing the larger of the two: {span('chance: fracture vs normal (%)')})")
     return text + ". What a backbone did not learn about limb fractures it cannot pass on to the hip."
+
+
+STUDY = "transfer_premise"  # the record `benchmarks/study_transfer.py` appends to benchmarks/results/
+
+
+def study(root, profile: str) -> tuple[pd.DataFrame | None, str]:
+    """The latest recorded study of the premise for `profile` in project `root` (`benchmarks/study_transfer.py`), and its caption.
+
+    (None, what to run) when no record holds that profile; a record made before the profile's
+    YAML last changed is shown with a warning in the caption.
+    """
+    from hipaug.book.perfpage import profile_hashes
+
+    command = f"`python benchmarks/study_transfer.py --profile {profile}`"
+    path = Path(root) / "benchmarks" / "results" / f"{STUDY}.jsonl" if root is not None else None
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()] \
+        if path is not None and path.is_file() else []
+    mine = [r for r in records if any(row.get("profile") == profile for row in r.get("rows", []))]
+    if not mine:
+        return None, (f"No study of why the premise comes out as it does is recorded for profile `{profile}` "
+                      f"(it needs independent replications); {command} records one.")
+    rec = max(mine, key=lambda r: str(r.get("date", "")))
+    rows = [row for row in rec["rows"] if row.get("profile") == profile]
+    table = pd.DataFrame(rows).drop(columns="profile").set_index("backbone")
+    stale = (rec.get("profiles") or {}).get(profile) != profile_hashes().get(profile)
+    caption = (f"Why: {command}, recorded on {rec.get('date', '?')[:10]} ({rec.get('cpu', '?')}). "
+               f"{rec.get('notes', '')}".strip())
+    if stale:
+        caption += f" **Stale:** the `{profile}` profile has changed since; run the study again."
+    return table, caption
 
 
 def backbones(pipe) -> pd.DataFrame:
