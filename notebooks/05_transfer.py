@@ -74,7 +74,7 @@ Markdown("\n\n".join([describe_cv(pipe.profile, pipe.design), describe_pretrain(
 # predictor). The thresholds are the verdicts' gates, `hipaug.evaluation.gates`.
 
 # %%
-from hipaug.book.claims import check_learned, load_ledger
+from hipaug.book.claims import check_learned, load_ledger, not_learned
 
 pre = load_ledger().preconditions
 learned = pd.DataFrame([{"condition": c, "check": r.quantity, "measured": r.value, "threshold": r.threshold,
@@ -193,7 +193,8 @@ backbones = premise.backbones(pipe)
 backbones.round(1)
 
 # %% tags=["remove-input"]
-Markdown(premise.describe_backbones(backbones) + "\n\n" + premise.describe(premise.premise_row(tests), pipe.design))
+Markdown(premise.describe_backbones(backbones) + "\n\n"
+         + premise.describe(premise.premise_row(tests), pipe.design, not_learned(premise.PAIR, folds, pre)))
 
 # %% [markdown]
 # Chapter 5 tests the premise on every build; `benchmarks/study_transfer.py` asks why it comes out

@@ -1,5 +1,6 @@
 """The transfer premise (does limb pre-training help at all?): its status, its text and the backbone table."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -9,6 +10,9 @@ import torch
 from torch import nn
 
 from hipaug.book import premise
+from hipaug.book.claims import load_ledger, not_learned, premise_front
+
+ROOT = Path(__file__).resolve().parents[1]  # the project: its ledger gates the premise
 
 
 def row(diff: float, half: float, n: int = 10, mdd: float = 0.045) -> pd.Series:
@@ -53,11 +57,32 @@ def test_each_status_has_its_own_consequence():
     assert "not tested" in premise.describe(None, "cv")
 
 
+def learned_folds(scratch_sensitivity: float = 0.8) -> pd.DataFrame:
+    """Fold rows of scratch and without_gan that pass the `learned` gate (unless scratch's sensitivity is set low)."""
+    return pd.DataFrame([{"condition": c, "repeat": r, "fold": 0, "independent": True, "auc": 0.85,
+                          "sensitivity": scratch_sensitivity if (c == "scratch" and r == 2) else 0.8,
+                          "specificity": 0.8} for c in ("scratch", "without_gan") for r in range(5)])
+
+
 def test_front_text_reads_the_store():
-    store = {"paired_tests": pd.DataFrame([row(-0.05, 0.02)]), "run": {"design": "replications"}}
-    text = premise.front_text(store)
+    store = {"paired_tests": pd.DataFrame([row(-0.05, 0.02)]), "run": {"design": "replications"},
+             "table8_folds": learned_folds()}
+    text = premise_front(ROOT, store)
     assert text.startswith("**Does limb pre-training help at all?** Fails:") and "presume" in text
-    assert premise.front_text({}) == ""
+    assert premise_front(ROOT, {}) == ""
+
+
+def test_a_model_that_did_not_learn_makes_the_premise_not_testable():
+    pre = load_ledger().preconditions
+    assert not_learned(premise.PAIR, learned_folds(), pre) is None
+    invalid = not_learned(premise.PAIR, learned_folds(scratch_sensitivity=0.0), pre)
+    assert "replication 2 of 'scratch' is a near-constant predictor" in invalid
+    assert premise.status(row(0.10, 0.02), invalid) == "not testable"  # a big "gain" over a model that did not learn
+    text = premise.describe(row(0.10, 0.02), "replications", invalid)
+    assert text.startswith("**Transfer premise: not testable.** Replication 2 of 'scratch'")
+    store = {"paired_tests": pd.DataFrame([row(0.10, 0.02)]), "run": {"design": "replications"},
+             "table8_folds": learned_folds(scratch_sensitivity=0.0)}
+    assert premise_front(ROOT, store).startswith("**Does limb pre-training help at all?** Not testable here:")
 
 
 class Oracle(nn.Module):

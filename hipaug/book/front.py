@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hipaug.book.claims import results_store
+from hipaug.book.claims import premise_front, results_store
 from hipaug.book.plots import png_bytes
 from hipaug.core import write_if_changed
 
@@ -351,7 +351,7 @@ def front_markdown(root: Path, profile: str, results_dir: Path, store: dict[str,
 
     `df` is `headline(store, level)`, None when the store has no Table VIII yet.
     """
-    from hipaug.book import power, premise
+    from hipaug.book import power
     from hipaug.paper import TABLE8_FOLDS
 
     where = provenance(store, profile)
@@ -378,7 +378,7 @@ def front_markdown(root: Path, profile: str, results_dir: Path, store: dict[str,
         f"its paired t-test, and this run's difference with the {level * 100:g}% CI and p value of {test}.", "",
         _figure(HEADLINE_PNG, "front-headline", headline_alt(df, store_label(store, profile)), caption),
         headline_table(df, differences(store)), "",
-        power.seen_text(store), "", premise.front_text(store), "",
+        power.seen_text(store), "", premise_front(root, store), "",
         verdicts_text(root, store), "",
         editions_text(root, results_dir, store.get("run", {}).get("source", "phantom"), level)])
 

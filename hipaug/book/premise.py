@@ -20,7 +20,8 @@ import pandas as pd
 
 from hipaug.core.numbers import points, pvalue
 
-STATUSES = ("holds", "fails", "not shown")  # what the paired test says about the premise
+PAIR = ("without_gan", "scratch")  # the premise's comparison: pre-trained on real limbs against not pre-trained
+STATUSES = ("holds", "fails", "not shown", "not testable")  # what the paired test says (not testable: a model did not learn)
 
 
 def premise_row(tests: pd.DataFrame | None, metric: str = "accuracy"):
@@ -30,10 +31,15 @@ def premise_row(tests: pd.DataFrame | None, metric: str = "accuracy"):
     return comparison_row(tests, "without_gan", "scratch", metric)
 
 
-def status(row) -> str | None:
-    """holds (the interval lies above 0), fails (below 0) or not shown; None without a usable test."""
+def status(row, invalid: str | None = None) -> str | None:
+    """holds (the interval lies above 0), fails (below 0), not shown, or not testable (`invalid`: a model did not learn).
+
+    None without a usable test.
+    """
     if row is None:
         return None
+    if invalid:
+        return "not testable"
     lo, hi = float(row["corrected_ci_low"]), float(row["corrected_ci_high"])
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return None
@@ -68,21 +74,34 @@ _MEANING = {
 }
 
 
-def describe(row, design: str) -> str:
-    """The premise's status, what was measured and what it means for the GAN claims (markdown)."""
-    s = status(row)
+def describe(row, design: str, invalid: str | None = None) -> str:
+    """The premise's status, what was measured and what it means for the GAN claims (markdown).
+
+    `invalid` (`hipaug.book.claims.not_learned` of `PAIR`) says which model did not learn: the premise
+    is then not testable.
+    """
+    s = status(row, invalid)
+    if s == "not testable":
+        return (f"**Transfer premise: not testable.** {invalid[0].upper() + invalid[1:]}. Against a model that did "
+                "not learn, any pre-training looks helpful, so this run cannot say whether limb pre-training helps; "
+                "the GAN claims' own gates say which of them this leaves testable.")
     if s is None:
         return ("**Transfer premise: not tested.** This run has no paired `without_gan` − `scratch` comparison "
                 "(both conditions are needed); whether limb pre-training helps at all is unknown here.")
     return f"**Transfer premise: {s}.** In this run, {_measured(row, design)}. {_MEANING[s]}"
 
 
-def front_text(store: dict) -> str:
-    """The front page's sentence on the premise (from the results store; '' without the comparison)."""
+def front_text(store: dict, invalid: str | None = None) -> str:
+    """The front page's sentence on the premise (from the results store; '' without the comparison).
+
+    `invalid`: as for `describe`, why a model of `PAIR` did not learn (None: both did).
+    """
     row = premise_row(store.get("paired_tests"))
-    s = status(row)
+    s = status(row, invalid)
     if s is None:
         return ""
+    if s == "not testable":
+        return f"**Does limb pre-training help at all?** Not testable here: {invalid}."
     design = store.get("run", {}).get("design", "cv")
     return (f"**Does limb pre-training help at all?** {s.capitalize()}: {_measured(row, design)}. "
             + ("The GAN claims presume it does." if s != "holds" else "The GAN claims rest on that."))

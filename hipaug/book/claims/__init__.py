@@ -35,6 +35,13 @@ from hipaug.book.claims.preconditions import (  # noqa: F401
     check_filter,
     check_learned,
     needed_preconditions,
+    not_learned,
 )
-from hipaug.book.claims.render import badge, chapter_titles, label, render_findings_and_annotations  # noqa: F401
+from hipaug.book.claims.render import (  # noqa: F401
+    badge,
+    chapter_titles,
+    label,
+    premise_front,
+    render_findings_and_annotations,
+)
 from hipaug.book.claims.report import claims_report  # noqa: F401

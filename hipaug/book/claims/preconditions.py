@@ -97,6 +97,12 @@ def check_learned(condition: str, folds: pd.DataFrame | None, pre: Preconditions
     return out
 
 
+def not_learned(conditions, folds: pd.DataFrame | None, pre: Preconditions) -> str | None:
+    """Why `conditions` cannot be compared: the `learned` failures of any of them joined, or None when all learned."""
+    failed = [r.message for c in conditions for r in check_learned(c, folds, pre) if not r.passed]
+    return "; ".join(failed) if failed else None
+
+
 def check_filter(q: dict | None, pre: Preconditions) -> list[PreconditionResult]:
     """Check `filter_valid`: the realism filter is accurate on real images and accepted enough images."""
     subject = "realism filter"

@@ -22,7 +22,7 @@ from hipaug.book.claims.evaluate import (
     results_store,
 )
 from hipaug.book.claims.ledger import RESULT_KEYS, Ledger, check_against_note, default_ledger, load_ledger, resolve
-from hipaug.book.claims.preconditions import PreconditionResult, fmt_against
+from hipaug.book.claims.preconditions import PreconditionResult, fmt_against, not_learned
 from hipaug.method.conditions import GAN_CONDITIONS
 from hipaug.core import numbers
 from hipaug.errors import ConfigError
@@ -285,6 +285,14 @@ def _findings_page(ledger: Ledger, citekey: str, evaluated: list[ClaimResult], r
         f"*not reported* for {', '.join(beyond)}, which Table VIII lacks.", ""])
 
 
+def premise_front(root: Path, store: dict) -> str:
+    """The front page's sentence on the transfer premise, gated like the findings page (the project's ledger)."""
+    from hipaug.book import premise
+
+    invalid = not_learned(premise.PAIR, store.get("table8_folds"), load_ledger(default_ledger(root)).preconditions)
+    return premise.front_text(store, invalid)
+
+
 def render_findings_and_annotations(root: Path, out: Path, profile: str, results_dir: Path | None = None,
                                     ledger_path: Path | None = None) -> dict[str, str]:
     """The annotated paper (with verdict badges) and the findings page of project `root`, as {file name: markdown}."""
@@ -312,7 +320,8 @@ def render_findings_and_annotations(root: Path, out: Path, profile: str, results
     from hipaug.book import premise
 
     tests = store.get("paired_tests")
-    premise_md = premise.describe(premise.premise_row(tests), run.get("design", "cv")) if tests is not None else ""
+    invalid = not_learned(premise.PAIR, store.get("table8_folds"), ledger.preconditions)
+    premise_md = premise.describe(premise.premise_row(tests), run.get("design", "cv"), invalid) if tests is not None else ""
     findings = _findings_page(ledger, note.citekey, evaluated, run, source, summary_rows, store.get("filter_acceptance"),
                               premise_md)
     return {"annotations.md": page, "findings.md": findings}
