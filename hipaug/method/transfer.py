@@ -140,9 +140,6 @@ def finetune_fold(pretrained: VGG16 | None, pelvic: ImageDataset, split: tuple[n
     train_idx, test_idx = split
     fold_seed = derive_seed(seed, "fold", tags["repeat"], tags["fold"])
     train_ds, test_ds = pelvic.subset(train_idx), pelvic.subset(test_idx)
-    # val_fraction 0: no validation split, every training image trains and the last epoch is kept.
-    tr, va = (patient_split(train_ds, cfg.val_fraction, seed=fold_seed) if cfg.val_fraction > 0 else
-              (np.arange(len(train_ds)), None))
     if pretrained is None:
         model = build_model(arch, 2, pelvic.image_size, fold_seed)
     else:
@@ -151,8 +148,8 @@ def finetune_fold(pretrained: VGG16 | None, pelvic: ImageDataset, split: tuple[n
         model.load_state_dict({k: v.detach().clone() for k, v in pretrained.state_dict().items()})
         with torch_global_seed(fold_seed, "head"):  # the new head's initialisation
             model.reset_classifier(2)
-    result = train_classifier(model, train_ds.subset(tr), cfg, seed=fold_seed,
-                              val=train_ds.subset(va) if va is not None else None,
+    # train_classifier holds out cfg.val_fraction of the fold's training patients (0: none, the last epoch is kept).
+    result = train_classifier(model, train_ds, cfg, seed=fold_seed,
                               freeze_blocks=transfer.freeze_blocks if pretrained is not None else 0)
     probs = predict_proba(result.model, test_ds.images, device=cfg.device)
     y_true = (test_ds.labels.numpy() == pos).astype(int)

@@ -200,7 +200,7 @@ class Pipeline:
     @property
     def boxes(self):
         """The pelvic set's fracture boxes on the S x S canvas (a DataFrame with path, x0, y0, x1, y1), or None."""
-        return S.boxes(self.run)
+        return self.run.boxes
 
     def fold_model(self, condition: str, rule: Rule | None = None):
         """The fine-tuned pelvic model of fold 0 of the first repeat of a condition (for Grad-CAM)."""

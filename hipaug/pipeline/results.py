@@ -36,7 +36,6 @@ from hipaug.pipeline.steps import (
     SCORES,
     SYNTHETIC,
     VAL_SCORES,
-    boxes,
     data_needs,
     filtered,
     finetune,
@@ -226,7 +225,7 @@ def _localisation(run: RunView, params: tuple, inputs: dict, out: Path) -> None:
         images=("path", "nunique"), pointing_game=("peak_in_mask", "mean"), energy_in_box=("mass_in_mask", "mean"))
     # Chance for both scores: a map spread evenly (or a peak placed at random) lands in the boxes as
     # often as the boxes cover the image, averaged over the same image visits as the scores.
-    area = box_area(sorted(set(rows["path"])), boxes(run), run.profile.image_size)
+    area = box_area(sorted(set(rows["path"])), run.boxes, run.profile.image_size)
     summary["chance"] = rows.assign(area=rows["path"].map(area)).groupby(["condition", "method"], sort=False)["area"].mean()
     atomic_write_text(out / "localisation_summary.csv", summary.reset_index().to_csv(index=False))
     have = set(rows["condition"])
@@ -354,7 +353,7 @@ RESULTS = (
             sections=("quality",)),
     _result("localisation", _localisation, lambda run, params: _by_id(table8_nodes(run)),
             ("localisation_summary.csv", "localisation_tests.csv"), load=_localisation_load, sections=("quality",),
-            when=lambda run: boxes(run) is not None),
+            when=lambda run: run.boxes is not None),
     _result("operating_point", _operating_point, _operating_point_needs, ("operating_point.csv",),
             sections=("operating_point",)),
     _result("ablation_folds", _ablations, lambda run, params: {

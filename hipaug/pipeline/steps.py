@@ -244,16 +244,11 @@ def _gan_train_load(run: RunView, params: tuple, art: Artifact):
 
 
 # ------------------------------------------------------------------ fine-tuning folds
-def boxes(run: RunView) -> pd.DataFrame | None:
-    """The pelvic set's fracture boxes on the S x S canvas (a FracAtlas hip set has them; None otherwise)."""
-    return run.boxes
-
-
 def _localise(run: RunView, model, test, tags: dict) -> pd.DataFrame | None:
     """Grad-CAM and Grad-CAM++ of the fold's model on its test images with a fracture box, scored against the boxes."""
     from hipaug.evaluation.localisation import box_masks, localise
 
-    b = boxes(run)
+    b = run.boxes
     if b is None:
         return None
     boxed = set(b["path"])
@@ -282,7 +277,7 @@ def _finetune_spec(run: RunView, params: tuple, inputs: dict) -> dict:
             "repeat": repeat,
             "fold": fold, "freeze_blocks": t.freeze_blocks, "positive": t.positive_class,
             "seed": run.sub_seed(f"finetune-{repeat}")}
-    b = boxes(run)
+    b = run.boxes
     if b is not None:  # a set with fracture boxes: each fold also scores where its model looks
         from hipaug.core.artifacts import fingerprint
 

@@ -188,6 +188,8 @@ def preconditions_text(ledger: Ledger) -> str:
 
 def power_text(evaluated: list[ClaimResult]) -> str:
     """One sentence setting this run's detectable difference beside the paper's Table VIII difference."""
+    from hipaug.book.power import pair_unit
+
     rows = [m for r in evaluated for m in r.metrics if m.statistic == PAIRED_STATISTIC and np.isfinite(m.mdd)
             and paper_difference(m.metric, m.a, m.b) is not None]
     rows.sort(key=lambda m: m.metric != "accuracy")
@@ -197,7 +199,7 @@ def power_text(evaluated: list[ClaimResult]) -> str:
     paper = paper_difference(m.metric, m.a, m.b)
     return (f"Power: on this run the smallest {m.a} − {m.b} difference in {m.metric} that the corrected test detects "
             f"with 80% power is {numbers.points(m.mdd * 100)} points over {m.n} "
-            f"{'independent replications' if m.test_train_ratio == 0 else 'fold pairs'} "
+            f"{pair_unit('replications' if m.test_train_ratio == 0 else 'cv')} "
             f"({numbers.points(m.mdd_paper * 100)} points for "
             f"the paper's plain test), while the paper's Table VIII difference is {paper:+.2f} points. An effect "
             "below the detectable difference will usually come out inconclusive whatever its sign.")
