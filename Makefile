@@ -24,7 +24,7 @@ help:
 	@echo "make book [PROFILE=default|smoke|paper]   build the Jupyter Book into _build/html"
 	@echo "make book LIMB_DIR=D PELVIC_DIR=D [OUT=D]  the book on your radiographs (_build/html-custom-<fingerprint>)"
 	@echo "make book FRACATLAS=FracAtlas.zip          the book on the FracAtlas release (_build/html-fracatlas-<fingerprint>)"
-	@echo "make book EXECUTOR=dask:2                 build the fine-tuning grids on a local Dask cluster (same results)"
+	@echo "make book EXECUTOR=dask:2                 build the whole grids on a local Dask cluster (same results at equal threads)"
 	@echo "make test                                 unit tests, nbval regression, smoke-book checks"
 	@echo "make lint                                 import-linter contracts and ruff (part of make test)"
 	@echo "make test-fast                            unit tests only"

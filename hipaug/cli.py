@@ -119,7 +119,9 @@ def _add_run_commands(sub) -> None:
     _add_seed(rp, default=None)
     gr = rp.add_argument_group("the task grid (parallel runs need the cluster extra: pip install -e '.[cluster]')")
     gr.add_argument("--workers", type=int, metavar="N", help="run the grid on a local Dask cluster of N processes, "
-                    "each with one GPU on CUDA (with --jobqueue: N batch jobs)")
+                    "each with one GPU on CUDA (with --jobqueue: N batch jobs); without --workers, --scheduler, "
+                    "--jobqueue or --threads, the fine-tuning runs that fix their own torch threads "
+                    "(finetune.num_threads) run on one local worker per core and the rest here")
     where = gr.add_mutually_exclusive_group()
     where.add_argument("--scheduler", metavar="ADDRESS", help="run the grid on a running Dask cluster, e.g. "
                        "tcp://host:8786 (its workers must see --artifacts)")
@@ -284,7 +286,7 @@ def _filter(args: argparse.Namespace) -> int:
 
 
 def _grid_executor(args: argparse.Namespace):
-    """The executor --workers/--scheduler/--jobqueue ask for (None: serial, in this process)."""
+    """The executor --workers/--scheduler/--jobqueue ask for; without them "auto" (None with --threads: serial)."""
     from hipaug.errors import ConfigError
     from hipaug.pipeline.executors import dask_executor
 
@@ -295,7 +297,8 @@ def _grid_executor(args: argparse.Namespace):
             if args.threads < 1:
                 raise ConfigError(f"--threads={args.threads} must be >= 1")
             torch.set_num_threads(args.threads)
-        return None
+            return None
+        return "auto"  # the tasks that fix their own threads on local workers, the rest in this process
     return dask_executor(workers=args.workers, scheduler=args.scheduler, jobqueue=args.jobqueue, threads=args.threads)
 
 
@@ -324,7 +327,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         workers = (1, 4, 8) + ((args.workers,) if args.workers else ())
         print(pipe.plan(groups, workers).to_text())
         return 0
-    with executor if executor is not None else contextlib.nullcontext():  # connect before any work
+    with executor if hasattr(executor, "__enter__") else contextlib.nullcontext():  # connect before any work
         pipe.check_data()
         written = pipe.produce(groups)  # every result the book reads, into the results store
     report = pipe.result("table8")

@@ -32,7 +32,7 @@ limb_dir = None
 pelvic_dir = None
 device = None
 artifacts = None
-executor = "serial"  # who builds the fine-tuning grid: serial, dask, dask:N or a Dask scheduler address
+executor = "auto"  # who builds the fine-tuning grid: auto, serial, dask, dask:N or a Dask scheduler address
 
 # %%
 import numpy as np
@@ -251,7 +251,8 @@ if row is not None and n_needed is not None:
     costs = pipe.step_costs()
     per_pair_seconds = sum(pipe.finetune_seconds().values())
     display(power.compute_table(n_needed, per_pair_seconds, len(conditions) * costs["finetune"],
-                                len(conditions) * Pipeline("paper").step_costs()["finetune"], SUSTAINED_TFLOPS).round(2))
+                                len(conditions) * Pipeline("paper").step_costs()["finetune"], SUSTAINED_TFLOPS,
+                                concurrent=pipe.finetune_concurrency).round(2))
 
 # %% [markdown]
 # {numref}`fig-transfer-folds` shows what the tests compare: each fold's value under every

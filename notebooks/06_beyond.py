@@ -23,7 +23,7 @@ limb_dir = None
 pelvic_dir = None
 device = None
 artifacts = None
-executor = "serial"  # who builds the fine-tuning grid: serial, dask, dask:N or a Dask scheduler address
+executor = "auto"  # who builds the fine-tuning grid: auto, serial, dask, dask:N or a Dask scheduler address
 
 # %%
 import numpy as np

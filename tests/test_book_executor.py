@@ -54,5 +54,5 @@ def test_the_executor_is_not_part_of_the_cache_key(recorded, tmp_path):
 def test_a_malformed_executor_stops_the_build_in_one_line(capsys):
     assert book.main(["--profile", "smoke", "--executor", "spark", "--no-html"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["hipaug: error: executor='spark' is not one of serial, dask, dask:N (N local processes) or a "
+    assert err == ["hipaug: error: executor='spark' is not one of serial, auto, dask, dask:N (N local processes) or a "
                    "scheduler address such as tcp://host:8786"]

@@ -136,10 +136,11 @@ def test_executor_parameter(monkeypatch):
     assert resolve_executor("dask:3").workers == 3 and resolve_executor("dask:3").scheduler is None
     assert resolve_executor("tcp://10.0.0.1:8786").scheduler == "tcp://10.0.0.1:8786"
     for bad in ("spark", "dask:0", "dask:two", "tcp://"):
-        with pytest.raises(ConfigError, match=f"executor='{bad}' is not one of serial, dask, dask:N"):
+        with pytest.raises(ConfigError, match=f"executor='{bad}' is not one of serial, auto, dask, dask:N"):
             resolve_executor(bad)
     with pytest.raises(ConfigError, match="executor='spark'"):
         Pipeline("smoke", executor="spark")
+    assert type(resolve_executor("auto")).__name__ == "AutoExecutor" and Pipeline("smoke", executor="auto").executor == "auto"
     monkeypatch.setitem(sys.modules, "distributed", None)  # the cluster extra not installed
     monkeypatch.delitem(sys.modules, "hipaug.pipeline.distributed", raising=False)
     with pytest.raises(ConfigError, match=r"cluster extra .*pip install -e '\.\[cluster\]'"):
@@ -348,3 +349,44 @@ def test_pretrained_of_a_condition_without_pre_training_is_one_line(tmp_path):
     pipe = Pipeline("smoke", artifacts=tmp_path / "a", results=tmp_path / "r")
     with pytest.raises(ConfigError, match="condition 'scratch' is not pre-trained"):
         pipe.pretrained("scratch")
+
+
+def _pinned_profile(tmp_path: Path) -> Path:
+    """The grid profile with every fine-tuning run fixed at one torch thread (`finetune.num_threads`)."""
+    text = Path(PROFILE).read_text()
+    assert text.count("\nfinetune:\n") == 1
+    path = tmp_path / "grid-pinned.yaml"
+    path.write_text(text.replace("\nfinetune:\n", "\nfinetune:\n  num_threads: 1\n"))
+    return path
+
+
+def test_auto_runs_the_folds_that_fix_their_threads_side_by_side_and_nothing_else(tmp_path, monkeypatch):
+    from hipaug.pipeline import executors
+
+    monkeypatch.setattr(executors, "_cores", lambda: 2)
+    assert executors.concurrency(Run("smoke"), "auto") == 1  # smoke's folds take the process's threads: serial
+    pinned = Run(_pinned_profile(tmp_path), artifacts=tmp_path / "a")
+    assert executors.concurrency(pinned, "auto") == 2 and executors.concurrency(pinned, None) == 1
+    assert executors.concurrency(pinned, "dask:3") == 3
+    monkeypatch.setattr(executors, "_cores", lambda: 1)
+    assert executors.concurrency(pinned, "auto") == 1  # one core fits one worker: serial
+    graph = tasks(pinned, targets(pinned))
+    assert {t.node.step for t in graph if executors.pinned_threads(pinned, t)} == {"finetune"}
+
+
+@pytest.mark.slow
+def test_auto_writes_the_serial_bytes_with_the_folds_on_two_workers(serial_run, tmp_path):
+    """`hipaug reproduce` without grid options: the pinned folds on one worker per core, the rest here."""
+    from hipaug.pipeline.executors import AutoExecutor
+
+    r = subprocess.run([sys.executable, "-m", "hipaug", "reproduce", "--profile", str(_pinned_profile(tmp_path)),
+                        "--artifacts", str(tmp_path / "a"), "--out", str(tmp_path / "r")],
+                       env=_env(OMP_NUM_THREADS="1"), cwd=tmp_path, capture_output=True, text=True)  # as serial_run
+    assert r.returncode == 0, r.stderr[-3000:]
+    pid = {p.parent.parent.name: json.loads(p.read_text())["built_by"]["pid"]
+           for p in (tmp_path / "a").glob("*/*/artifact.json")}
+    folds = {json.loads(p.read_text())["built_by"]["pid"] for p in (tmp_path / "a" / "finetune-fold").glob("*/artifact.json")}
+    assert len(folds) == AutoExecutor.workers(1) >= 2, f"the folds were not built side by side: {folds}"
+    assert pid["acgan"] not in folds and pid["phantom-pelvic"] == pid["acgan"], "a step that takes the process's threads left it"
+    _same_files(serial_run, tmp_path / "r" / load_profile(PROFILE).name / "phantom",
+                ["paired_tests.csv", "table8_folds.csv", "table8_summary.csv"])

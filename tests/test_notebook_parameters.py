@@ -22,11 +22,11 @@ def test_every_chapter_has_one_parameters_cell_with_the_shared_parameters():
         assert len(tagged) == 1, src.name
         for name in ("profile", "seed", "limb_dir", "pelvic_dir", "device", "artifacts"):
             assert f"\n{name} = " in "\n" + tagged[0].source, (src.name, name)
-        # the chapters that build a fine-tuning grid take the executor too, serial by default
+        # the chapters that build a fine-tuning grid take the executor too, auto by default
         text = src.read_text()
         builds_grid = any(call in text for call in ('result("classic_folds")', 'result("table8_folds")',
                                                     'result("table8")', 'result("ablation_folds")'))
-        assert ('\nexecutor = "serial"' in "\n" + tagged[0].source) == builds_grid, (src.name, "executor")
+        assert ('\nexecutor = "auto"' in "\n" + tagged[0].source) == builds_grid, (src.name, "executor")
         i = nb.cells.index(tagged[0])
         assert "setup(" in nb.cells[i + 1].source, f"{src.name}: the cell after parameters must validate them"
         summary = nb.cells[i + 2]
@@ -81,9 +81,9 @@ def test_documented_commands_from_notebooks_folder_stop_a_wrong_type_at_setup(tm
     ({"profile": "defualt"}, "parameter profile='defualt': unknown profile 'defualt'"),
     ({"device": 0}, "parameter device=0 must be auto, cpu, cuda or None (str), got int"),
     ({"device": "tpu"}, "device='tpu' is not one of auto, cpu, cuda"),
-    ({"executor": 2}, "parameter executor=2 must be serial, dask, dask:N (N local processes) or a scheduler address"),
-    ({"executor": "dask:0"}, "parameter executor='dask:0' must be serial, dask, dask:N"),
-    ({"executor": "spark"}, "parameter executor='spark' must be serial, dask, dask:N"),
+    ({"executor": 2}, "parameter executor=2 must be serial, auto, dask, dask:N (N local processes) or a scheduler address"),
+    ({"executor": "dask:0"}, "parameter executor='dask:0' must be serial, auto, dask, dask:N"),
+    ({"executor": "spark"}, "parameter executor='spark' must be serial, auto, dask, dask:N"),
 ])
 def test_setup_names_a_parameter_of_the_wrong_type(kwargs, needle):
     from hipaug.errors import HipaugError

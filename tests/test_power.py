@@ -38,6 +38,10 @@ def test_the_cost_of_the_papers_difference():
     assert gpus["hours"].is_monotonic_decreasing and gpus.iloc[0]["hours"] == pytest.approx(40 * 5e15 / 50e12 / 3600)
     assert gpus.iloc[2]["hours"] == pytest.approx(5 * 5e15 / 50e12 / 3600)  # ceil(40 / 8) pairs per GPU
     assert power.compute_table(None, 1, 1, 1, 1).empty
+    two = power.compute_table(40, per_pair_seconds=30.0, per_pair_flops=2e12, paper_pair_flops=5e15, tflops=50.0,
+                              concurrent=2)  # two runs at a time on this machine: half the wall time
+    assert two.iloc[0]["hours"] == pytest.approx(40 * 30 / 3600 / 2) and "2 at a time" in two.index[0]
+    assert "at a time" not in t.index[0]
 
 
 def test_the_front_page_sentence_comes_from_the_store():

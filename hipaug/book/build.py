@@ -343,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
                     "_build/html-custom-<fingerprint> for your folders)")
     ap.add_argument("--force", action="store_true", help="re-execute every notebook")
     ap.add_argument("--executor", metavar="SPEC", help="who builds the fine-tuning grids of chapters 2, 5 and 6: "
-                    "serial (default), dask, dask:N or a Dask scheduler address; the results are the same")
+                    "auto (default: the runs that fix their own threads on one local worker per core), serial, dask, dask:N "
+                    "or a Dask scheduler address; the results are the same")
     ap.add_argument("--nbval-refs", type=Path, help="write executed notebooks as nbval references into DIR and stop")
     ap.add_argument("--no-html", action="store_true", help="execute and generate pages, skip the HTML build")
     args = ap.parse_args(argv)

@@ -41,16 +41,18 @@ def needs(row, paper_points: float, alpha: float) -> int | None:
 
 
 def compute_table(n_needed: int | None, per_pair_seconds: float, per_pair_flops: float,
-                  paper_pair_flops: float, tflops: float, workers=(1, 4, 8)) -> pd.DataFrame:
+                  paper_pair_flops: float, tflops: float, workers=(1, 4, 8), concurrent: int = 1) -> pd.DataFrame:
     """What `n_needed` pairs cost: this profile on this machine (measured seconds), the paper profile on GPUs.
 
     A pair is one fine-tuning run of every condition (a replication, or a fold); pairs are
-    independent, so W workers take ceil(n / W) of them each.
+    independent, so W workers take ceil(n / W) of them each. `concurrent`: how many runs this
+    machine's build ran at once (each run's seconds are its own).
     """
     if n_needed is None:
         return pd.DataFrame()
-    rows = [{"where": "this profile, this machine (its own fine-tuning seconds)", "pairs": n_needed,
-             "PFLOP": n_needed * per_pair_flops / 1e15, "hours": n_needed * per_pair_seconds / 3600}]
+    at_once = f", {concurrent} at a time" if concurrent > 1 else ""
+    rows = [{"where": f"this profile, this machine (its own fine-tuning seconds{at_once})", "pairs": n_needed,
+             "PFLOP": n_needed * per_pair_flops / 1e15, "hours": n_needed * per_pair_seconds / concurrent / 3600}]
     for w in workers:
         rows.append({"where": f"paper profile, {w} GPU{'s' if w > 1 else ''} at {tflops:g} TFLOP/s", "pairs": n_needed,
                      "PFLOP": n_needed * paper_pair_flops / 1e15,

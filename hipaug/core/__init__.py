@@ -20,6 +20,7 @@ from hipaug.core.runtime import (  # noqa: F401
     progress,
     resolve_device,
     torch_dtype,
+    torch_threads,
     upcast,
 )
 from hipaug.core.seeds import derive_seed  # noqa: F401

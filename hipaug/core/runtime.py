@@ -61,6 +61,23 @@ def default_dtype(dtype: str | torch.dtype) -> Iterator[torch.dtype]:
         torch.set_default_dtype(old)
 
 
+@contextlib.contextmanager
+def torch_threads(num_threads: int | None) -> Iterator[None]:
+    """Run the block with `num_threads` torch CPU threads (None: leave torch's setting), then restore it.
+
+    A CPU kernel's summation order depends on its thread count: a task that fixes its threads
+    gives the same bytes whichever process, serial or parallel, runs it.
+    """
+    old = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        if num_threads is not None:
+            torch.set_num_threads(old)
+
+
 def module_dtype(module: torch.nn.Module) -> torch.dtype:
     """The floating dtype of a module's parameters (float32 for a module without any)."""
     return next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from hipaug.core import torch_threads
 from hipaug.core.seeds import derive_seed, torch_global_seed
 from hipaug.data import ImageDataset, check_pelvic, concat, patient_kfold, patient_split
 from hipaug.errors import ConfigError
@@ -151,7 +152,8 @@ def finetune_fold(pretrained: VGG16 | None, pelvic: ImageDataset, split: tuple[n
     # train_classifier holds out cfg.val_fraction of the fold's training patients (0: none, the last epoch is kept).
     result = train_classifier(model, train_ds, cfg, seed=fold_seed,
                               freeze_blocks=transfer.freeze_blocks if pretrained is not None else 0)
-    probs = predict_proba(result.model, test_ds.images, device=cfg.device)
+    with torch_threads(cfg.num_threads):  # scored at the threads it trained with: the same bytes in any process
+        probs = predict_proba(result.model, test_ds.images, device=cfg.device)
     y_true = (test_ds.labels.numpy() == pos).astype(int)
     y_score = probs[:, pos]
     metrics = {**tags, "n_test": len(test_idx), "best_epoch": int(result.best_epoch), **binary_metrics(y_true, y_score)}

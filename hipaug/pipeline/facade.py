@@ -17,7 +17,7 @@ from hipaug.data import ImageDataset
 from hipaug.errors import ConfigError
 from hipaug.method.filter import FilterResult, Rule
 from hipaug.pipeline import steps as S
-from hipaug.pipeline.executors import check_executor, resolve_executor
+from hipaug.pipeline.executors import check_executor, concurrency, resolve_executor
 from hipaug.pipeline.plan import PREDICT_WORKERS, Plan, plan, tasks
 from hipaug.pipeline.results import result
 from hipaug.pipeline.run import Run
@@ -158,6 +158,11 @@ class Pipeline:
         for n in table8_nodes(self.run):
             took.setdefault(n.params[0], []).append(float(read_json(self.artifact(n).path / "artifact.json")["seconds"]))
         return {c: sum(v) / len(v) for c, v in took.items()}
+
+    @property
+    def finetune_concurrency(self) -> int:
+        """How many fine-tuning runs this pipeline's executor builds at once on this machine."""
+        return concurrency(self.run, self.executor)
 
     def plan(self, groups: tuple[str, ...] = ("results",), workers: tuple[int, ...] = PREDICT_WORKERS) -> Plan:
         """The dry run of `produce(groups)`: nothing is computed."""

@@ -95,6 +95,8 @@ class Step:
     group: str | None = None  # None: built when another step needs it; "results": every run's results;
     #   "ablations": chapter 6's selection rules (`hipaug reproduce --ablations`)
     when: Callable[[RunView], bool] | None = None  # a target only where this holds (None: always)
+    threads: Callable[[RunView], int | None] | None = None  # the torch threads every build fixes for itself
+    #   (its bytes then do not depend on the process that builds it: `AutoExecutor` farms it out); None: the process's
 
     @property
     def store_folder(self) -> str:

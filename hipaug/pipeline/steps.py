@@ -333,7 +333,7 @@ STEPS = (
     Step("pretrain", spec=_pretrain_spec, build=_pretrain_build, needs=_pretrain_needs, load=classifier_load,
          cost=_pretrain_cost, folder="classifier"),
     Step("finetune", spec=_finetune_spec, build=_finetune_build, needs=_finetune_needs, cost=_flops("finetune"),
-         folder="finetune-fold"),
+         folder="finetune-fold", threads=lambda run: run.profile.finetune.num_threads),
     Step("gan-train", spec=_gan_train_spec, build=_gan_train_build, needs=lambda run, params: {
         "scores": SCORES, "synthetic": SYNTHETIC}, load=_gan_train_load, cost=_flops("gan-train"), folder="classifier"),
 )

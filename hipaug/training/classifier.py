@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hipaug.core import atomic_write_text, default_dtype, module_dtype, progress, resolve_device, upcast, write_json
+from hipaug.core import (atomic_write_text, default_dtype, module_dtype, progress, resolve_device, torch_threads, upcast,
+                         write_json)
 from hipaug.core.seeds import torch_generator, torch_global_seed
 from hipaug.data import patient_split
 from hipaug.errors import ConfigError, DataError
@@ -130,19 +131,6 @@ def _split_validation(train, val, val_fraction: float, seed: int):
     if len(train) < 2:
         raise DataError(f"need at least 2 training images, got {len(train)}")
     return train, val, train_idx, val_idx
-
-
-@contextlib.contextmanager
-def _torch_threads(num_threads: int | None):
-    """Run the block with `num_threads` torch CPU threads (None: leave torch's setting)."""
-    old = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
-    try:
-        yield
-    finally:
-        if num_threads is not None:
-            torch.set_num_threads(old)
 
 
 @contextlib.contextmanager
@@ -358,7 +346,7 @@ def train_classifier(model: VGG16, train, cfg: TrainConfig, seed: int, val=None,
         cfg = replace(cfg, epochs=planned_epochs(cfg, len(train)))  # min_steps: as many updates on a small set
         y = train.labels.to(torch.long)
         weight = class_weights_from_labels(y, len(train.class_names)) if cfg.class_weights else None
-        stack.enter_context(_torch_threads(cfg.num_threads))
+        stack.enter_context(torch_threads(cfg.num_threads))
         frozen = stack.enter_context(_frozen_blocks(model, freeze_blocks))
         model.to(device)
         opt, sched = _optimizer(model, cfg, device)
