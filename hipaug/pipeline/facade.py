@@ -35,8 +35,11 @@ class Pipeline:
         self.run = Run(profile, limb_dir, pelvic_dir, artifacts=artifacts, results=results, device=device, seed=seed,
                        steps=steps)
         # None or "serial": each node is built when first asked for; "dask", "dask:N", a scheduler
-        # address or an executor object: everything a request needs is built by it first.
+        # address or an executor object: everything a request needs is built by it first; "auto":
+        # the latter where it runs fine-tuning side by side on this machine, else the former.
         self.executor = check_executor(executor)
+        if self.executor == "auto" and concurrency(self.run, "auto") < 2:
+            self.executor = None
         self.run.threads = getattr(self.executor, "threads", None)
 
     # ---------------------------------------------------------------- the run, as the chapters name it
