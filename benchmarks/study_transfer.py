@@ -1,6 +1,6 @@
 """Why limb pre-training does (not) help the phantom's hip model: a study of the transfer premise.
 
-    python benchmarks/study_transfer.py [--profile default] [--quick]
+    python benchmarks/study_transfer.py [--profile default] [--quick] [--workers 2]
 
 Chapter 5 tests the premise on every build (`without_gan` against `scratch`). This study asks
 why it comes out as it does, on the profile's own replications (pelvic training sets and test
@@ -82,34 +82,78 @@ def _probe(model, train, test, pos: int, seed: int, arch) -> float:
     return float((pred == (test.labels.numpy() == pos)).mean())
 
 
+_WORKER: dict = {}  # per worker process: its Run and the backbones, set up once
+
+
+def _init_worker(profile: str, states: dict) -> None:
+    from hipaug.method.transfer import build_model
+    from hipaug.pipeline import Run
+
+    run = Run(profile)
+    p = run.profile
+    models = {}
+    for name, (state, n_classes) in states.items():
+        model = None
+        if state is not None:
+            model = build_model(p.arch, n_classes, p.image_size, 0)
+            model.load_state_dict(state)
+            model.eval()
+        models[name] = model
+    _WORKER.update(run=run, models=models)
+
+
+def _replication(r: int) -> tuple[int, dict, dict]:
+    """Fine-tune every backbone on replication r and probe its features: (r, accuracy, probe) by backbone."""
+    from hipaug.method.transfer import finetune_fold
+
+    run, models = _WORKER["run"], _WORKER["models"]
+    p, t = run.profile, run.profile.transfer
+    pos = run.pelvic.class_names.index(t.positive_class)
+    train_idx, test_idx = run.folds(r)[0]
+    train, test = run.pelvic.subset(train_idx), run.pelvic.subset(test_idx)
+    seed = run.sub_seed(f"finetune-{r}")
+    acc, probe = {}, {}
+    for name, model in models.items():
+        res = finetune_fold(model, run.pelvic, (train_idx, test_idx), p.arch, p.finetune, t, seed,
+                            {"condition": name, "repeat": r, "fold": 0})
+        acc[name] = res.metrics["accuracy"]
+        probe[name] = _probe(model, train, test, pos, seed, p.arch)
+    return r, acc, probe
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="default")
+    ap.add_argument("--workers", type=int, default=1, help="replications at once, in as many processes (use it when the "
+                    "profile fixes finetune.num_threads: the results are then the same)")
     bc.common_args(ap)
     args = ap.parse_args(argv)
     from scipy import stats
-    from hipaug.method.transfer import finetune_fold
     from hipaug.pipeline import Run
 
     run = Run(args.profile)
     if run.design != "replications":
         print(f"study_transfer: profile {args.profile!r} does not use independent replications", file=sys.stderr)
         return 2
-    p, t = run.profile, run.profile.transfer
+    t = run.profile.transfer
     reps = [r for r, _ in run.splits()][: 3 if args.quick else None]
-    pos = run.pelvic.class_names.index(t.positive_class)
     backbones = _backbones(run)
-    acc = {name: [] for name in backbones}
-    probe = {name: [] for name in backbones}
-    for r in reps:
-        train_idx, test_idx = run.folds(r)[0]
-        train, test = run.pelvic.subset(train_idx), run.pelvic.subset(test_idx)
-        seed = run.sub_seed(f"finetune-{r}")
-        for name, (model, _, _) in backbones.items():
-            res = finetune_fold(model, run.pelvic, (train_idx, test_idx), p.arch, p.finetune, t, seed,
-                                {"condition": name, "repeat": r, "fold": 0})
-            acc[name].append(res.metrics["accuracy"])
-            probe[name].append(_probe(model, train, test, pos, seed, p.arch))
+    from hipaug.method.transfer import pretrained_num_classes
+
+    states = {name: (None, 2) if model is None else (model.state_dict(), pretrained_num_classes(model))
+              for name, (model, _, _) in backbones.items()}
+    if args.workers > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                 initargs=(args.profile, states)) as pool:
+            done = sorted(pool.map(_replication, reps))
+    else:
+        _init_worker(args.profile, states)
+        done = [_replication(r) for r in reps]
+    acc = {name: [a[name] for _, a, _ in done] for name in backbones}
+    probe = {name: [q[name] for _, _, q in done] for name in backbones}
     rows = []
     for name, (_, own, what) in backbones.items():
         d = 100 * (np.array(acc[name]) - np.array(acc["scratch"]))
