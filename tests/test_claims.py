@@ -480,3 +480,19 @@ def test_findings_say_when_the_with_gan_set_misses_a_class():
     assert "misses 1 limb class" in text and "`lower_leg_normal`" in text and "`knee_normal` 57" in text
     acc.loc[1, "accepted"] = 3
     assert "covers every limb class" in coverage_text(acc) and coverage_text(None) == ""
+
+
+def test_the_deciding_test_is_named_for_the_design():
+    """Under independent replications (no correction) the corrected t-test is the plain paired t-test: named so."""
+    from hipaug.book.claims.evaluate import MetricResult
+
+    def row(ratio):
+        return MetricResult(test="t", role="primary", metric="accuracy", a="with_gan", b="without_gan", n=20, value_a=0.9,
+                            value_b=0.89, effect=0.01, ci_low=-0.01, ci_high=0.03, p=0.3,
+                            statistic=claims.PAIRED_STATISTIC, verdict="inconclusive", test_train_ratio=ratio)
+
+    assert row(0.0).shown_statistic == "paired t-test across independent replications"
+    assert row(0.25).shown_statistic == claims.PAIRED_STATISTIC == "corrected resampled t-test"
+    from hipaug.book.claims.render import metric_table
+
+    assert "paired t-test across independent replications" in metric_table([row(0.0)])

@@ -44,6 +44,7 @@ from hipaug.errors import DataError
 VERDICTS = ("supported", "contradicted", "inconclusive", "not_testable")
 PAIRED_STATISTIC = "corrected resampled t-test"
 PAPER_STATISTIC = "paired t-test (paper's test)"
+REPLICATION_STATISTIC = "paired t-test across independent replications"
 FISHER_STATISTIC = "Fisher exact"
 MARGIN_STATISTIC = "bootstrap CI vs margin"
 
@@ -72,6 +73,14 @@ class MetricResult:
     mdd_paper: float = NAN  # paired: the same for the paper's plain paired t-test
     test_train_ratio: float = NAN  # paired: n_test/n_train used by the correction
     alpha: float = 0.05  # the test's significance level (the CI is at 1 - alpha)
+
+    @property
+    def shown_statistic(self) -> str:
+        """The deciding test as a reader should read it: without a correction (independent replications,
+        ratio 0) the corrected resampled t-test is the plain paired t-test, and is named so."""
+        if self.statistic == PAIRED_STATISTIC and self.test_train_ratio == 0:
+            return REPLICATION_STATISTIC
+        return self.statistic
 
 
 @dataclass(frozen=True)

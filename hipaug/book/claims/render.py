@@ -97,7 +97,7 @@ def metric_table(rows: list[MetricResult]) -> str:
         mdd = f"{numbers.points(m.mdd * 100)} pts" if np.isfinite(m.mdd) else "—"
         lines.append(f"| {m.test}{role_tag(m.role)} | {m.metric} | {m.n} | "
                      f"{_fmt(m.effect, pct)}{unit} | [{_fmt(m.ci_low, pct)}, {_fmt(m.ci_high, pct)}] | "
-                     f"{numbers.pvalue(m.p)} | {m.statistic or '—'} | {numbers.pvalue(m.p_paper) if pct else '—'} | {mdd} | {badge(m.verdict)}"
+                     f"{numbers.pvalue(m.p)} | {m.shown_statistic or '—'} | {numbers.pvalue(m.p_paper) if pct else '—'} | {mdd} | {badge(m.verdict)}"
                      f"{' ' + m.note if m.note else ''} | {_paper_figure(m) or '—'} |")
     return head + "\n".join(lines)
 

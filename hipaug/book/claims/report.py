@@ -44,6 +44,6 @@ def _claim_lines(r: ClaimResult) -> list[str]:
         paper = f", {PAPER_STATISTIC} p={m.p_paper:.3g}" if np.isfinite(m.p_paper) else ""
         mdd = f", MDD80={m.mdd:.3f}" if np.isfinite(m.mdd) else ""
         lines.append(f"{'':15}{m.test}{tag} {m.metric}: {m.a}-{m.b} = {m.effect:+.3f} "
-                     f"[{m.ci_low:+.3f}, {m.ci_high:+.3f}] {m.statistic or 'no test'} p={m.p:.3g}{paper}{mdd} "
+                     f"[{m.ci_low:+.3f}, {m.ci_high:+.3f}] {m.shown_statistic or 'no test'} p={m.p:.3g}{paper}{mdd} "
                      f"-> {label(m.verdict)}" + (f" ({m.note})" if m.note else ""))
     return lines
