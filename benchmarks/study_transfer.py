@@ -138,19 +138,19 @@ def main(argv=None) -> int:
     t = run.profile.transfer
     reps = [r for r, _ in run.splits()][: 3 if args.quick else None]
     backbones = _backbones(run)
-    from hipaug.method.transfer import pretrained_num_classes
-
-    states = {name: (None, 2) if model is None else (model.state_dict(), pretrained_num_classes(model))
-              for name, (model, _, _) in backbones.items()}
-    if args.workers > 1:
+    if args.workers > 1:  # each worker process rebuilds the backbones from their weights
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
+        from hipaug.method.transfer import pretrained_num_classes
+
+        states = {name: (None, 2) if model is None else (model.state_dict(), pretrained_num_classes(model))
+                  for name, (model, _, _) in backbones.items()}
         with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                  initargs=(args.profile, states)) as pool:
             done = sorted(pool.map(_replication, reps))
-    else:
-        _init_worker(args.profile, states)
+    else:  # this process: its run and backbones as they are
+        _WORKER.update(run=run, models={name: model for name, (model, _, _) in backbones.items()})
         done = [_replication(r) for r in reps]
     acc = {name: [a[name] for _, a, _ in done] for name in backbones}
     probe = {name: [q[name] for _, _, q in done] for name in backbones}

@@ -25,10 +25,15 @@ class SerialExecutor:
             run.artifact(t.node)
 
 
-def pinned_threads(run: Run, task: Task) -> int | None:
-    """The torch threads a task fixes for itself (its step's `threads`), or None."""
-    threads = run.table[task.node.step].threads
+def step_threads(run: Run, step: str) -> int | None:
+    """The torch threads every build of `step` fixes for itself (its `Step.threads`), or None."""
+    threads = run.table[step].threads
     return threads(run) if threads is not None else None
+
+
+def pinned_threads(run: Run, task: Task) -> int | None:
+    """The torch threads a task fixes for itself, or None."""
+    return step_threads(run, task.node.step)
 
 
 class AutoExecutor:
@@ -54,7 +59,8 @@ class AutoExecutor:
 
     def run(self, run: Run, tasks: list[Task]) -> None:
         pinned = {t.id: n for t in tasks if (n := pinned_threads(run, t))}
-        workers = self.workers(max(pinned.values(), default=None))
+        threads = max(pinned.values(), default=None)
+        workers = self.workers(threads)
         if workers < 2:
             SerialExecutor().run(run, tasks)
             return
@@ -64,7 +70,7 @@ class AutoExecutor:
                 after.add(t.id)
         SerialExecutor().run(run, [t for t in tasks if t.id not in after])
         grid = [t for t in tasks if t.id in pinned]
-        dask_executor(workers=workers, threads=max(pinned.values())).run(run, grid)
+        dask_executor(workers=workers, threads=threads).run(run, grid)
         SerialExecutor().run(run, [t for t in tasks if t.id in after and t.id not in pinned])
 
 
@@ -72,8 +78,7 @@ def concurrency(run: Run, executor, step: str = "finetune") -> int:
     """How many builds of `step` `executor` runs at once on this machine (1: one after another, or unknown)."""
     executor = check_executor(executor)
     if isinstance(executor, AutoExecutor) or executor == "auto":
-        threads = run.table[step].threads
-        return AutoExecutor.workers(threads(run) if threads is not None else None)
+        return AutoExecutor.workers(step_threads(run, step))
     if isinstance(executor, str):
         return executor_kwargs(executor).get("workers") or 1  # a remote cluster's size is not known here
     return int(getattr(executor, "workers", 1) or 1)
