@@ -40,7 +40,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from hipaug.book import plots
-from hipaug.evaluation import METRICS, PAPER_METRICS, format_mean_sd, training_stability
+from hipaug.evaluation import METRICS, PAPER_METRICS, curve_column, format_mean_sd, training_stability
 from hipaug.book.notebook import data_summary, setup, show_figure
 from hipaug.paper import paper_difference, paper_table8
 from hipaug.book import power
@@ -84,22 +84,23 @@ learned.round(3)
 # %% [markdown]
 # ## Does fine-tuning settle?
 #
-# Validation accuracy of every fold by epoch ({numref}`fig-transfer-finetune`), and the
-# epoch-to-epoch jumps in the second half of fine-tuning (the table below it). Curves that still
-# jump at the end mean the fold's result depends on the epoch training stopped at.
+# Accuracy of every run by epoch ({numref}`fig-transfer-finetune`: the
+# {glue:text}`fig-transfer-finetune-what`), and the epoch-to-epoch jumps in the second half of
+# fine-tuning (the table below it). Curves that still jump at the end mean the run's result
+# depends on the epoch training stopped at.
 
 # %% tags=["remove-output"]
 history = table8["history"]
 fig = plots.finetune_curves(history, conditions)
 show_figure(fig, "fig-transfer-finetune", pipe, runs=len(history.groupby(["condition", "repeat", "fold"])),
-            conditions=len(set(history["condition"])))
+            conditions=len(set(history["condition"])), what=curve_column(history)[1])
 
 # %% [markdown]
 # ```{glue:figure} fig-transfer-finetune
 # :name: fig-transfer-finetune
-# :alt: One panel per pre-training condition: thin coloured lines of validation accuracy against the fine-tuning epoch, one per fold, and a thick black line of their mean.
+# :alt: One panel per pre-training condition: thin coloured lines of accuracy against the fine-tuning epoch, one per run, and a thick black line of their mean.
 #
-# Fine-tuning on the pelvic folds: validation accuracy per epoch of each of the
+# Fine-tuning on the pelvic sets: {glue:text}`fig-transfer-finetune-what` per epoch of each of the
 # {glue:text}`fig-transfer-finetune-runs` fine-tuning runs (thin lines; a panel for each of the
 # {glue:text}`fig-transfer-finetune-conditions` conditions), the black line their mean;
 # {glue:md}`fig-transfer-finetune-run`.

@@ -555,3 +555,15 @@ def test_pairs_needed_inverts_the_minimum_detectable_difference():
     # CV's correction keeps the MDD above sqrt(ratio) * sd * z however many folds: never enough
     assert pairs_needed(0.0076, 0.03, test_train_ratio=0.25) is None
     assert pairs_needed(0.01, float("nan")) is None
+
+
+def test_training_stability_reads_training_accuracy_when_nothing_was_validated():
+    epochs = np.arange(1, 7)
+    base = {"condition": "a", "repeat": 0, "fold": 0, "epoch": epochs}
+    validated = pd.DataFrame({**base, "val_acc": [0.5, 0.6, 0.7, 0.7, 0.9, 0.7], "train_acc": np.linspace(0.5, 1.0, 6)})
+    assert ev.curve_column(validated)[0] == "val_acc"
+    assert ev.training_stability(validated).loc["a", "max_jump"] == pytest.approx(0.2)
+    blind = validated.assign(val_acc=np.nan, train_acc=[0.5, 0.6, 0.7, 0.8, 0.75, 0.95])
+    col, label = ev.curve_column(blind)
+    assert col == "train_acc" and label.startswith("training accuracy")
+    assert ev.training_stability(blind).loc["a", "max_jump"] == pytest.approx(0.2)

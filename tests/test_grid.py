@@ -352,11 +352,13 @@ def test_pretrained_of_a_condition_without_pre_training_is_one_line(tmp_path):
 
 
 def _pinned_profile(tmp_path: Path) -> Path:
-    """The grid profile with every fine-tuning run fixed at one torch thread (`finetune.num_threads`)."""
+    """The grid profile with every pre-training and fine-tuning run fixed at one torch thread (`num_threads`)."""
     text = Path(PROFILE).read_text()
-    assert text.count("\nfinetune:\n") == 1
+    for section in ("pretrain", "finetune"):
+        assert text.count(f"\n{section}:\n") == 1
+        text = text.replace(f"\n{section}:\n", f"\n{section}:\n  num_threads: 1\n")
     path = tmp_path / "grid-pinned.yaml"
-    path.write_text(text.replace("\nfinetune:\n", "\nfinetune:\n  num_threads: 1\n"))
+    path.write_text(text)
     return path
 
 
@@ -371,7 +373,7 @@ def test_auto_runs_the_folds_that_fix_their_threads_side_by_side_and_nothing_els
     monkeypatch.setattr(executors, "_cores", lambda: 1)
     assert executors.concurrency(pinned, "auto") == 1  # one core fits one worker: serial
     graph = tasks(pinned, targets(pinned))
-    assert {t.node.step for t in graph if executors.pinned_threads(pinned, t)} == {"finetune"}
+    assert {t.node.step for t in graph if executors.pinned_threads(pinned, t)} == {"pretrain", "finetune"}
 
 
 @pytest.mark.slow
@@ -387,6 +389,10 @@ def test_auto_writes_the_serial_bytes_with_the_folds_on_two_workers(serial_run, 
            for p in (tmp_path / "a").glob("*/*/artifact.json")}
     folds = {json.loads(p.read_text())["built_by"]["pid"] for p in (tmp_path / "a" / "finetune-fold").glob("*/artifact.json")}
     assert len(folds) == AutoExecutor.workers(1) >= 2, f"the folds were not built side by side: {folds}"
+    classifiers = [json.loads(p.read_text()) for p in (tmp_path / "a" / "classifier").glob("*/artifact.json")]
+    backbones = {a["built_by"]["pid"] for a in classifiers if a["spec"]["train_cfg"]["num_threads"] == 1}
+    assert backbones and backbones <= folds, f"the pre-trainings were not built on the workers: {backbones}"
+    assert pid["acgan"] in {a["built_by"]["pid"] for a in classifiers}, "the filter left the driver"
     assert pid["acgan"] not in folds and pid["phantom-pelvic"] == pid["acgan"], "a step that takes the process's threads left it"
     _same_files(serial_run, tmp_path / "r" / load_profile(PROFILE).name / "phantom",
                 ["paired_tests.csv", "table8_folds.csv", "table8_summary.csv"])

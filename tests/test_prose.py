@@ -147,6 +147,19 @@ def test_finetune_states_early_stopping_or_its_absence(smoke):
     assert "patient-level validation split of each training fold" in off
 
 
+def test_finetune_without_validation_keeps_the_last_epoch(smoke):
+    text = prose.describe_finetune(with_section(smoke, "finetune", val_fraction=0.0, patience=None))
+    assert "no validation split" in text and "the last epoch's weights are kept" in text
+    assert "validation loss" not in text and "validation split of each training fold" not in text
+
+
+def test_finetune_states_the_rate_of_scratch(smoke):
+    p = dataclasses.replace(smoke, transfer=dataclasses.replace(smoke.transfer, scratch_lr=0.0005))
+    text = prose.describe_finetune(p)
+    assert "`scratch`, which starts from random weights, takes learning rate 0.0005 instead" in text
+    assert "`scratch`'s rate aside" in text and "takes learning rate" not in prose.describe_finetune(smoke)
+
+
 def test_finetune_states_optimiser_schedule_decay_weights(smoke):
     p = with_section(smoke, "finetune", lr=0.003, epochs=17, batch_size=12, weight_decay=0.0, lr_schedule="cosine",
                      class_weights=False, optimizer="sgd", momentum=0.8)

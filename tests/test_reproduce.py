@@ -96,5 +96,6 @@ def test_the_default_recipe_still_learns_from_a_small_folder():
         res = finetune_fold(None, pelvic, folds[f], p.arch, p.finetune, p.transfer, seed=0,
                             tags={"condition": "scratch", "repeat": 0, "fold": f})
         m = res.metrics
+        assert res.history["lr"].iloc[0] == pytest.approx(p.transfer.scratch_lr or p.finetune.lr)  # scratch's own rate
         assert m["auc"] >= GATES.min_auc, m
         assert min(m["sensitivity"], m["specificity"]) >= GATES.min_class_rate, m

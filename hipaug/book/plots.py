@@ -12,7 +12,7 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-from hipaug.evaluation import EvaluationError
+from hipaug.evaluation import EvaluationError, curve_column
 
 PALETTE = {"scratch": "#9e9e9e", "classic": "#ff9800", "without_gan": "#1976d2", "with_gan": "#2e7d32",
            "unfiltered_gan": "#8e24aa"}
@@ -302,16 +302,17 @@ def ablation_plot(df: pd.DataFrame, x: str, metric: str, hue: str | None = None,
 
 
 def finetune_curves(history: pd.DataFrame, conditions):
-    """Validation accuracy per fine-tuning epoch, one thin line per fold and repeat, a panel per condition."""
+    """Accuracy per fine-tuning epoch (`curve_column`), one thin line per fold and repeat, a panel per condition."""
+    col, label = curve_column(history)
     conditions = [c for c in conditions if c in set(history["condition"])]
     fig, axes = plt.subplots(1, len(conditions), figsize=(2.6 * len(conditions), 2.6), sharey=True, squeeze=False)
     for ax, cond in zip(axes[0], conditions):
         sub = history[history["condition"] == cond]
         for _, run in sub.groupby(["repeat", "fold"]):
-            ax.plot(run["epoch"], run["val_acc"], color=PALETTE.get(cond, "k"), lw=0.8, alpha=0.6)
-        ax.plot(*sub.groupby("epoch")["val_acc"].mean().reset_index().T.to_numpy(), color="k", lw=1.6)
+            ax.plot(run["epoch"], run[col], color=PALETTE.get(cond, "k"), lw=0.8, alpha=0.6)
+        ax.plot(*sub.groupby("epoch")[col].mean().reset_index().T.to_numpy(), color="k", lw=1.6)
         ax.set_title(LABELS.get(cond, cond), fontsize=9)
         ax.set_xlabel("epoch")
-    axes[0, 0].set_ylabel("validation accuracy")
+    axes[0, 0].set_ylabel(label)
     fig.tight_layout()
     return fig

@@ -66,8 +66,11 @@ def _optimiser(cfg: Any) -> str:
     return f"{opt} at learning rate {_g(cfg.lr)}{sched}{wd}"
 
 
-def _stopping(cfg: Any, split: str) -> str:
-    """How the kept epoch is chosen and whether training stops early (hipaug.training.train_classifier)."""
+def _stopping(cfg: Any, split: str | None) -> str:
+    """How the kept epoch is chosen and whether training stops early (`train_classifier`); split None: no validation."""
+    if split is None:
+        return ("There is no validation split (`val_fraction` 0): every epoch trains on all the training images "
+                "and the last epoch's weights are kept.")
     best = MONITORS.get(cfg.monitor, f"the best `{cfg.monitor}`")
     delta = f" (an improvement must exceed {_g(cfg.min_delta)})" if cfg.min_delta > 0 else ""
     if cfg.patience is None:
@@ -116,14 +119,19 @@ def describe_finetune(profile: Profile) -> str:
     if cfg.label_smoothing > 0:
         loss += f" with label smoothing {_g(cfg.label_smoothing)}"
     n_val = max(2, int(round(1.0 / cfg.val_fraction))) if cfg.val_fraction > 0 else 0
-    split = (f"a patient-level validation split of each training fold (about 1/{n_val} of its images)"
-             if n_val else "the training data (no validation split)")
+    split = f"a patient-level validation split of each training fold (about 1/{n_val} of its images)" if n_val else None
     aug = _finetune_augment(profile)
     max_ep = " at most" if cfg.patience is not None else ""
-    return (f"**Fine-tuning** (the same in every condition; the paper's protocol is unknown): a new two-class head "
+    scratch = ""
+    if t.scratch_lr is not None and "scratch" in t.conditions:
+        scratch = (f" `scratch`, which starts from random weights, takes learning rate {_g(t.scratch_lr)} instead "
+                   "(`transfer.scratch_lr`): the control is the strongest network without pre-training the "
+                   "calibration found, not one held back by the pre-trained conditions' rate.")
+    same = "the same in every condition" if not scratch else "the same in every condition, `scratch`'s rate aside"
+    return (f"**Fine-tuning** ({same}; the paper's protocol is unknown): a new two-class head "
             f"replaces the last layer and {what} is trained on each training fold for {_n(cfg.epochs, 'epoch')}"
-            f"{max_ep} in batches of {cfg.batch_size}{_min_steps(cfg)}, with {_optimiser(cfg)}, on {loss}. "
-            f"{_stopping(cfg, split)} {aug}")
+            f"{max_ep} in batches of {cfg.batch_size}{_min_steps(cfg)}, with {_optimiser(cfg)}, on {loss}."
+            f"{scratch} {_stopping(cfg, split)} {aug}")
 
 
 def describe_pretrain(profile: Profile) -> str:

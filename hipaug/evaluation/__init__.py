@@ -24,6 +24,7 @@ from hipaug.evaluation.quality import (  # noqa: F401
 )
 from hipaug.evaluation.stats import (  # noqa: F401
     PAIR_EXTRA_KEYS,
+    curve_column,
     fold_test_train_ratio,
     min_detectable_difference,
     paired_test,

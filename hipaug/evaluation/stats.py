@@ -289,17 +289,26 @@ def paired_tests(
     return df
 
 
+def curve_column(history: pd.DataFrame) -> tuple[str, str]:
+    """The accuracy a training history can show per epoch: (column, what it is); validation when there was one."""
+    if "val_acc" in history.columns and history["val_acc"].notna().any():
+        return "val_acc", "validation accuracy"
+    return "train_acc", "training accuracy on each epoch's augmented batches (no images were held out for validation)"
+
+
 def training_stability(history: pd.DataFrame, by: str = "condition") -> pd.DataFrame:
-    """Epoch-to-epoch jumps of validation accuracy in the second half of each run, per `by` group.
+    """Epoch-to-epoch jumps of accuracy in the second half of each run, per `by` group (`curve_column`).
 
     A protocol that settles changes little between late epochs; one that oscillates jumps by
-    tens of points. Runs are told apart by `repeat` and `fold` when present.
+    tens of points. Runs are told apart by `repeat` and `fold` when present. Without a validation
+    split it is the training accuracy (on the augmented batches of the epoch).
     """
-    check_columns(history, [by, "epoch", "val_acc"], "history")
+    col, _ = curve_column(history)
+    check_columns(history, [by, "epoch", col], "history")
     runs = [k for k in ("repeat", "fold") if k in history.columns]
     rows = []
     for key, run in history.sort_values("epoch").groupby([by, *runs], sort=False):
-        late = run[run["epoch"] > run["epoch"].max() / 2]["val_acc"].to_numpy(dtype=np.float64)
+        late = run[run["epoch"] > run["epoch"].max() / 2][col].to_numpy(dtype=np.float64)
         jumps = np.abs(np.diff(late))
         rows.append({by: key[0], "median_jump": float(np.median(jumps)) if len(jumps) else np.nan,
                      "max_jump": float(jumps.max()) if len(jumps) else np.nan})

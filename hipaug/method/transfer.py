@@ -51,6 +51,10 @@ class TransferSpec:
     replications: int = 10  # "replications": independent pelvic training sets (the paired t-test's n)
     train_n: int = 200  # "replications": pelvic training images per replication (its validation split included)
     test_n: int = 2000  # "replications": fresh pelvic test images every model of every replication is scored on
+    # Fine-tuning learning rate of `scratch` (random weights; None: finetune.lr). A control should be
+    # the strongest scratch found: a network from random weights may need another rate than one
+    # that starts from pre-trained features.
+    scratch_lr: float | None = None
 
     def __post_init__(self) -> None:
         if self.design not in DESIGNS:
@@ -69,6 +73,9 @@ class TransferSpec:
             raise ConfigError(f"transfer.k_folds={self.k_folds} must be >= 2")
         if not isinstance(self.repeats, int) or self.repeats < 1:
             raise ConfigError(f"transfer.repeats={self.repeats} must be >= 1")
+        lr = self.scratch_lr
+        if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 10):
+            raise ConfigError(f"transfer.scratch_lr={lr!r} must be null or a number in (0, 10]")
 
 
 @dataclass(frozen=True)
@@ -143,6 +150,8 @@ def finetune_fold(pretrained: VGG16 | None, pelvic: ImageDataset, split: tuple[n
     train_ds, test_ds = pelvic.subset(train_idx), pelvic.subset(test_idx)
     if pretrained is None:
         model = build_model(arch, 2, pelvic.image_size, fold_seed)
+        if transfer.scratch_lr is not None:
+            cfg = dataclasses.replace(cfg, lr=transfer.scratch_lr)
     else:
         model = build_model(dataclasses.replace(arch, pretrained="never"), pretrained_num_classes(pretrained),
                             pelvic.image_size, fold_seed)

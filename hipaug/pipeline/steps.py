@@ -276,6 +276,7 @@ def _finetune_spec(run: RunView, params: tuple, inputs: dict) -> dict:
             **({"k": t.k_folds} if run.design == "cv" else {"design": run.design, "train_n": t.train_n, "test_n": t.test_n}),
             "repeat": repeat,
             "fold": fold, "freeze_blocks": t.freeze_blocks, "positive": t.positive_class,
+            **({} if condition(name).pretrained or t.scratch_lr is None else {"scratch_lr": t.scratch_lr}),
             "seed": run.sub_seed(f"finetune-{repeat}")}
     b = run.boxes
     if b is not None:  # a set with fracture boxes: each fold also scores where its model looks
@@ -331,7 +332,7 @@ STEPS = (
          needs=lambda run, params: {"filter": FILTER},
          load=lambda run, params, art: np.load(art.path / "probs.npy"), cost=_flops("filter-val-scores")),
     Step("pretrain", spec=_pretrain_spec, build=_pretrain_build, needs=_pretrain_needs, load=classifier_load,
-         cost=_pretrain_cost, folder="classifier"),
+         cost=_pretrain_cost, folder="classifier", threads=lambda run: run.profile.pretrain.num_threads),
     Step("finetune", spec=_finetune_spec, build=_finetune_build, needs=_finetune_needs, cost=_flops("finetune"),
          folder="finetune-fold", threads=lambda run: run.profile.finetune.num_threads),
     Step("gan-train", spec=_gan_train_spec, build=_gan_train_build, needs=lambda run, params: {
