@@ -196,7 +196,9 @@ def test_reported_metrics_are_tested_and_shown_but_never_vote(reported_effect):
 
 
 def test_aggregate_mixed_is_inconclusive_and_secondary_does_not_vote():
-    mk = lambda v, role="primary", t="t": claims.MetricResult(t, role, "m", "a", "b", 5, 0, 0, 0, 0, 0, 0.5, "", v)  # noqa: E731
+    def mk(v, role="primary", t="t"):  # a p value that agrees with the verdict
+        return claims.MetricResult(t, role, "m", "a", "b", 5, 0, 0, 0, 0, 0, 0.001 if v in ("supported", "contradicted")
+                                   else 0.5, "", v)
     assert aggregate([mk("supported"), mk("contradicted")])[0] == "inconclusive"
     assert aggregate([mk("supported"), mk("inconclusive")])[0] == "supported"
     assert aggregate([mk("inconclusive"), mk("contradicted", "secondary")])[0] == "inconclusive"
@@ -205,6 +207,28 @@ def test_aggregate_mixed_is_inconclusive_and_secondary_does_not_vote():
     failed = claims.PreconditionResult("learned", "x", "mean AUC", False, 0.5, 0.7, "x did not learn", ("u",))
     assert aggregate([mk("supported"), mk("not_testable", t="u")], (failed,)) == \
         ("not_testable", "precondition failed: x did not learn")
+
+
+def test_a_claim_counts_a_comparison_only_if_it_survives_holms_correction():
+    def mk(v, p, role="primary"):
+        return claims.MetricResult("t", role, "m", "a", "b", 20, 0, 0, 0, 0, 0, p, "", v)
+
+    from hipaug.book.claims.evaluate import holm
+
+    # by hand: sorted 0.01, 0.02, 0.04, 0.5 -> 4 x 0.01, max(3 x 0.02, .), max(2 x 0.04, .), max(0.5, .)
+    assert holm([0.04, 0.01, 0.5, 0.02]) == pytest.approx([0.08, 0.04, 0.5, 0.06])
+    # Table VIII of a build: one metric of four at p 0.035 alone is not evidence for the claim
+    verdict, reason = aggregate([mk("inconclusive", 0.0858), mk("supported", 0.0354), mk("inconclusive", 0.647),
+                                 mk("inconclusive", 0.0669)])
+    assert verdict == "inconclusive" and "1 of 4 primary comparisons reach alpha on their own" in reason
+    assert "after Holm's correction for 4 p values" in reason
+    verdict, reason = aggregate([mk("supported", 0.0045), mk("supported", 0.011), mk("inconclusive", 0.3)])
+    assert verdict == "supported" and reason.startswith("2 of 3 primary comparisons support it after Holm's")
+    assert aggregate([mk("supported", 0.04)]) == ("supported", "1 of 1 primary comparisons support it, none contradicts it")
+    # a margin test (no p value) keeps its own verdict; it is not part of the family
+    assert aggregate([mk("supported", float("nan")), mk("inconclusive", 0.2)])[0] == "supported"
+    assert aggregate([mk("supported", 0.03), mk("inconclusive", 0.9, "secondary"), mk("inconclusive", 0.9, "secondary")])[0] \
+        == "supported"  # secondary rows are not in the family
 
 
 # ------------------------------------------------------------------ the realism filter

@@ -18,7 +18,8 @@ claimed direction (for non-inferiority: the CI's lower end is above `-margin`),
 below `-margin`), `inconclusive` otherwise or with fewer than `min_pairs` folds. A claim is
 `not_testable` when a precondition of a primary test fails; otherwise `supported` if at least
 one primary metric is and none contradicts it, `contradicted` in the mirror case,
-`inconclusive` otherwise (including mixed evidence). A claim that joins several assertions
+`inconclusive` otherwise (including mixed evidence); a metric decided by a p value counts only
+if it survives Holm's correction over the claim's primary p values (`holm`). A claim that joins several assertions
 ("realistic *and* helps transfer") names each test's `part`; each part gets that verdict from its
 own tests, and the claim the weakest of them (`combine_parts`): contradicted when any part is,
 supported only when every part is, else not testable when any part is, else inconclusive. Secondary tests are shown but do not vote;
@@ -73,6 +74,12 @@ class MetricResult:
     mdd_paper: float = NAN  # paired: the same for the paper's plain paired t-test
     test_train_ratio: float = NAN  # paired: n_test/n_train used by the correction
     alpha: float = 0.05  # the test's significance level (the CI is at 1 - alpha)
+    p_other: float = NAN  # Fisher: the one-sided p value the other way (what a contradiction rests on)
+
+    @property
+    def p_verdict(self) -> float:
+        """The p value its verdict rests on (NaN when a CI decides): `p`, or `p_other` for a one-sided contradiction."""
+        return self.p_other if self.verdict == "contradicted" and np.isfinite(self.p_other) else self.p
 
     @property
     def shown_statistic(self) -> str:
@@ -180,12 +187,11 @@ def _proportions(t: Check, q: dict, n_boot: int, seed: int) -> list[MetricResult
         p, v, note = NAN, _verdict("noninferior", pa - pb, lo, hi, NAN, t.alpha, t.margin), f"margin {t.margin:g}"
     else:
         p = float(fisher_exact(table, alternative=t.direction).pvalue)
-        other = "less" if t.direction == "greater" else "greater"
-        v = "supported" if p < t.alpha else (
-            "contradicted" if float(fisher_exact(table, alternative=other).pvalue) < t.alpha else "inconclusive")
+        p_other = float(fisher_exact(table, alternative="less" if t.direction == "greater" else "greater").pvalue)
+        v = "supported" if p < t.alpha else ("contradicted" if p_other < t.alpha else "inconclusive")
         note = ""
     return [MetricResult(t.id, t.role, "proportion", t.a, t.b, int(na + nb), pa, pb, pa - pb, lo, hi, p, stat, v, note,
-                         alpha=t.alpha)]
+                         alpha=t.alpha, p_other=p_other if t.direction != "noninferior" else NAN)]
 
 
 def aggregate(metrics: list[MetricResult], preconditions: tuple[PreconditionResult, ...] = ()) -> tuple[str, str]:
@@ -198,15 +204,36 @@ def aggregate(metrics: list[MetricResult], preconditions: tuple[PreconditionResu
         if failed:
             return "not_testable", "precondition failed: " + "; ".join(dict.fromkeys(failed))
         return "not_testable", "; ".join(dict.fromkeys(f"{m.test} not testable: {m.note}" for m in untestable))
-    sup = [m for m in prim if m.verdict == "supported"]
-    con = [m for m in prim if m.verdict == "contradicted"]
+    # Several primary comparisons are several chances to reach alpha: a comparison decided by a p value
+    # votes only if it survives Holm's step-down correction over the claim's p values (a CI against a
+    # margin decides on its own).
+    tested = [m for m in prim if np.isfinite(m.p_verdict)]
+    adjusted = dict(zip(map(id, tested), holm([m.p_verdict for m in tested])))
+    holds = [m for m in prim if m.verdict in ("supported", "contradicted") and adjusted.get(id(m), 0.0) < m.alpha]
+    sup = [m for m in holds if m.verdict == "supported"]
+    con = [m for m in holds if m.verdict == "contradicted"]
+    after = f" after Holm's correction for {len(tested)} p values" if len(tested) > 1 else ""
     if sup and not con:
-        return "supported", f"{len(sup)} of {len(prim)} primary comparisons support it, none contradicts it"
+        return "supported", f"{len(sup)} of {len(prim)} primary comparisons support it{after}, none contradicts it"
     if con and not sup:
-        return "contradicted", f"{len(con)} of {len(prim)} primary comparisons contradict it, none supports it"
+        return "contradicted", f"{len(con)} of {len(prim)} primary comparisons contradict it{after}, none supports it"
     if sup and con:
-        return "inconclusive", f"mixed: {len(sup)} support, {len(con)} contradict"
+        return "inconclusive", f"mixed: {len(sup)} support, {len(con)} contradict{after}"
+    alone = sum(m.verdict in ("supported", "contradicted") for m in prim)
+    if alone:
+        return "inconclusive", (f"{alone} of {len(prim)} primary comparisons reach alpha on their own, none{after}")
     return "inconclusive", f"none of {len(prim)} primary comparisons is conclusive"
+
+
+def holm(p: list[float]) -> list[float]:
+    """Holm's step-down adjusted p values, in the order given (a family-wise error rate at any alpha)."""
+    order = np.argsort(p, kind="stable")
+    m = len(p)
+    out, running = np.empty(m), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out.tolist()
 
 
 def combine_parts(parts: list[PartResult]) -> tuple[str, str]:

@@ -142,7 +142,9 @@ def methods_text(ledger: Ledger) -> str:
     return ("How a verdict is reached: " + "; ".join(parts) + f". Tests are at α = {level}. A claim is supported when "
             "at least one primary comparison supports it and none contradicts it, contradicted in the mirror case, "
             "inconclusive otherwise, and not testable in this run when a precondition of a primary comparison "
-            "fails; a claim that joins several assertions gets each part's verdict so, and the weakest of them "
+            "fails; where a claim has several primary p values, a comparison counts only if it stays below α after "
+            "Holm's step-down correction over them (the paper tested each metric on its own; the rows show each "
+            "comparison's own p value and verdict); a claim that joins several assertions gets each part's verdict so, and the weakest of them "
             "(supported only when every part is); secondary comparisons are shown but do not vote. *Inconclusive* means the data cannot tell, not "
             "that the claim is false." + _reported_text(ledger.reported))
 
