@@ -93,7 +93,7 @@ learned.round(3)
 history = table8["history"]
 fig = plots.finetune_curves(history, conditions)
 show_figure(fig, "fig-transfer-finetune", pipe, runs=len(history.groupby(["condition", "repeat", "fold"])),
-            conditions=len(set(history["condition"])), what=curve_column(history)[1])
+            conditions=len(set(history["condition"])), what="".join(curve_column(history)[1:]))
 
 # %% [markdown]
 # ```{glue:figure} fig-transfer-finetune

@@ -564,6 +564,7 @@ def test_training_stability_reads_training_accuracy_when_nothing_was_validated()
     assert ev.curve_column(validated)[0] == "val_acc"
     assert ev.training_stability(validated).loc["a", "max_jump"] == pytest.approx(0.2)
     blind = validated.assign(val_acc=np.nan, train_acc=[0.5, 0.6, 0.7, 0.8, 0.75, 0.95])
-    col, label = ev.curve_column(blind)
-    assert col == "train_acc" and label.startswith("training accuracy")
+    col, label, caption = ev.curve_column(blind)
+    assert (col, label) == ("train_acc", "training accuracy") and "no images were held out" in caption
+    assert ev.curve_column(validated)[2] == ""
     assert ev.training_stability(blind).loc["a", "max_jump"] == pytest.approx(0.2)

@@ -303,7 +303,7 @@ def ablation_plot(df: pd.DataFrame, x: str, metric: str, hue: str | None = None,
 
 def finetune_curves(history: pd.DataFrame, conditions):
     """Accuracy per fine-tuning epoch (`curve_column`), one thin line per fold and repeat, a panel per condition."""
-    col, label = curve_column(history)
+    col, label, _ = curve_column(history)
     conditions = [c for c in conditions if c in set(history["condition"])]
     fig, axes = plt.subplots(1, len(conditions), figsize=(2.6 * len(conditions), 2.6), sharey=True, squeeze=False)
     for ax, cond in zip(axes[0], conditions):
