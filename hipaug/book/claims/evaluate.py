@@ -184,14 +184,15 @@ def _proportions(t: Check, q: dict, n_boot: int, seed: int) -> list[MetricResult
     lo, hi = (float(x) for x in np.quantile(diffs, [t.alpha / 2, 1 - t.alpha / 2]))
     table = [[ka, na - ka], [kb, nb - kb]]
     if t.direction == "noninferior":
-        p, v, note = NAN, _verdict("noninferior", pa - pb, lo, hi, NAN, t.alpha, t.margin), f"margin {t.margin:g}"
+        p = p_other = NAN
+        v, note = _verdict("noninferior", pa - pb, lo, hi, NAN, t.alpha, t.margin), f"margin {t.margin:g}"
     else:
         p = float(fisher_exact(table, alternative=t.direction).pvalue)
         p_other = float(fisher_exact(table, alternative="less" if t.direction == "greater" else "greater").pvalue)
         v = "supported" if p < t.alpha else ("contradicted" if p_other < t.alpha else "inconclusive")
         note = ""
     return [MetricResult(t.id, t.role, "proportion", t.a, t.b, int(na + nb), pa, pb, pa - pb, lo, hi, p, stat, v, note,
-                         alpha=t.alpha, p_other=p_other if t.direction != "noninferior" else NAN)]
+                         alpha=t.alpha, p_other=p_other)]
 
 
 def aggregate(metrics: list[MetricResult], preconditions: tuple[PreconditionResult, ...] = ()) -> tuple[str, str]:
