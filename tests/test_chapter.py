@@ -202,6 +202,36 @@ def test_stale_preview_scripts_are_pruned(tmp_path):
     assert prune_tippy(tmp_path / "no-book") == 0
 
 
+def test_an_unchanged_stage_is_not_rendered_again(tmp_path, monkeypatch):
+    import subprocess
+
+    from hipaug.book import build
+
+    stage, renders = tmp_path / "stage" / "custom-x", []
+    (stage / "book").mkdir(parents=True)
+    (stage / "book" / "index.md").write_text("# A\n")
+
+    def fake_jupyter_book(cmd, cwd):
+        renders.append(cmd)
+        html = stage / "_build" / "html"
+        html.mkdir(parents=True, exist_ok=True)
+        (html / "index.html").write_text(f"render {len(renders)}")
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(build.subprocess, "run", fake_jupyter_book)
+    monkeypatch.setattr(build, "build_dir", lambda root: tmp_path)
+    about = {"source": "custom-x"}
+    build.build_html(tmp_path, stage, tmp_path / "one", about)
+    build.build_html(tmp_path, stage, tmp_path / "two", about)  # a second --out of the same book
+    assert len(renders) == 1 and (tmp_path / "two" / "index.html").read_text() == "render 1"
+    assert (tmp_path / "two" / build.MARKER).is_file()
+    (stage / "book" / "index.md").write_text("# B\n")  # a changed page
+    build.build_html(tmp_path, stage, tmp_path / "two", about)
+    build.build_html(tmp_path, stage, tmp_path / "two", about, strict=False)  # other options
+    build.build_html(tmp_path, stage, tmp_path / "two", about, strict=False, force=True)
+    assert len(renders) == 4 and (tmp_path / "two" / "index.html").read_text() == "render 4"
+
+
 def test_every_page_is_written_again_so_previews_stay_complete():
     from types import SimpleNamespace
 

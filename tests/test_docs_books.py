@@ -38,6 +38,9 @@ def test_whole_book_commands_run(small_folders, outdir):
     about = json.loads((html / MARKER).read_text())
     assert about["source"].startswith("custom-") and about["limb_dir"] == str(small_folders[0])
     assert (BUILD / f"html-{about['source']}" / "index.html").is_file(), "make book wrote no HTML"
+    # The second command builds the same book into another folder: its render is reused, not made again.
+    rendered = (BUILD / "stage" / about["source"] / "_build" / ".hipaug-rendered").stat().st_mtime_ns
+    assert rendered <= (BUILD / f"html-{about['source']}" / MARKER).stat().st_mtime_ns, "the same book rendered twice"
     fp = about["source"].removeprefix("custom-")
     front = BeautifulSoup((html / "book" / "index.html").read_text("utf-8"), "html.parser").get_text(" ")
     assert str(small_folders[0]) in front and str(small_folders[1]) in front and "your radiographs" in front

@@ -159,7 +159,9 @@ def test_unreachable_scheduler_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["reproduce", "--profile", "smoke", "--artifacts", str(tmp_path), "--scheduler",
                  "tcp://127.0.0.1:9"]) == 2
     assert "--scheduler tcp://127.0.0.1:9: cannot reach" in _one_error_line(capsys.readouterr().err)
-    assert time.perf_counter() - t0 < 60 and not any(tmp_path.iterdir()), "work started before connecting"
+    assert not any(tmp_path.iterdir()), "work started before connecting"
+    # Nothing listens there: refused at once, not after Dask's connect timeout (DaskExecutor.timeout, 10 s).
+    assert time.perf_counter() - t0 < 8
 
 
 def test_jobqueue_without_settings_is_one_line(tmp_path, capsys):

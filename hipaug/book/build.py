@@ -242,19 +242,42 @@ def prune_tippy(html: Path) -> int:
     return len(stale)
 
 
-def build_html(root: Path, stage: Path, out: Path, about: dict, strict: bool = True) -> None:
-    """Render the staged book with Jupyter Book 1.x (execution off, warnings fatal), then swap it into `out`."""
+def render_key(stage: Path, cmd: list[str]) -> str:
+    """Hash of what the HTML is rendered from: the staged files, hipaug's code (the API page) and the tools."""
+    from importlib.metadata import distributions
+
+    h = hashlib.sha256(library_hash().encode() + " ".join(cmd[2:]).encode())
+    h.update(" ".join(sorted(f"{d.metadata['Name']}=={d.version}" for d in distributions())).encode())
+    for f in sorted(stage.rglob("*")):
+        rel = f.relative_to(stage)
+        if f.is_file() and rel.parts[0] != "_build" and rel.name != ".lock":
+            h.update(rel.as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def build_html(root: Path, stage: Path, out: Path, about: dict, strict: bool = True, force: bool = False) -> None:
+    """Render the staged book with Jupyter Book 1.x (execution off, warnings fatal), then swap it into `out`.
+
+    A stage whose sources, library and tools are those of its last successful render is not rendered again:
+    Sphinx would write the same pages (a second `--out` of one book, a `make book` with nothing changed).
+    """
     exe = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(exe), "build", str(stage), "--builder", "html"]
     if strict:
         cmd += ["-W", "-n", "--keep-going"]
-    print("[book] " + " ".join(cmd[1:]), flush=True)
-    res = subprocess.run(cmd, cwd=stage)
-    if res.returncode != 0:
-        raise HipaugError(f"jupyter-book build failed (exit {res.returncode}); see the messages above; "
-                          f"{out} is unchanged")
-    html = stage / "_build" / "html"
-    prune_tippy(html)
+    html, stamp = stage / "_build" / "html", stage / "_build" / ".hipaug-rendered"
+    key = render_key(stage, cmd)
+    if not force and stamp.is_file() and stamp.read_text() == key and (html / "index.html").is_file():
+        print(f"[book] {stage.name}: sources unchanged since its last render, reusing the HTML", flush=True)
+    else:
+        stamp.unlink(missing_ok=True)
+        print("[book] " + " ".join(cmd[1:]), flush=True)
+        res = subprocess.run(cmd, cwd=stage)
+        if res.returncode != 0:
+            raise HipaugError(f"jupyter-book build failed (exit {res.returncode}); see the messages above; "
+                              f"{out} is unchanged")
+        prune_tippy(html)
+        atomic_write_text(stamp, key)
     write_json(html / MARKER, about)
     replace_tree(html, out, build_dir(root))
 
@@ -326,7 +349,7 @@ def build(args: argparse.Namespace) -> Path | None:
             return None
         out = args.out or default_out(root, source)
         build_html(root, stage, out, {"profile": args.profile, "source": source, "limb_dir": params.get("limb_dir"),
-                                "pelvic_dir": params.get("pelvic_dir"), "hipaug": __version__})
+                                "pelvic_dir": params.get("pelvic_dir"), "hipaug": __version__}, force=args.force)
     if source == "phantom" and args.out is None:
         atomic_write_text(build_dir(root) / "book-profile.txt", args.profile + "\n")
     return out
@@ -341,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
                     "the book on its limb and hip radiographs (_build/html-fracatlas-<fingerprint>)")
     ap.add_argument("--out", type=Path, help="HTML folder (default: _build/html for the phantom, "
                     "_build/html-custom-<fingerprint> for your folders)")
-    ap.add_argument("--force", action="store_true", help="re-execute every notebook")
+    ap.add_argument("--force", action="store_true", help="re-execute every notebook and render the HTML again")
     ap.add_argument("--executor", metavar="SPEC", help="who builds the fine-tuning grids of chapters 2, 5 and 6: "
                     "auto (default: the runs that fix their own threads on one local worker per core), serial, dask, dask:N "
                     "or a Dask scheduler address; the results are the same")

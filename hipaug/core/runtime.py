@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -24,7 +25,13 @@ def check_image_size(image_size: int, name: str = "image_size") -> int:
 
 def deterministic(enabled: bool = True) -> None:
     """Ask torch for deterministic algorithms (CPU results repeat bit for bit)."""
-    torch.use_deterministic_algorithms(enabled, warn_only=True)
+    if "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(enabled, warn_only=True)
+    else:
+        # The public call imports the compiler stack (torch._inductor, torch._dynamo) only to set the
+        # compiler's own flag: 1.8 s in every process, and hipaug never compiles a model. The flag the
+        # eager kernels read is this one; a process that has imported the compiler gets the public call.
+        torch._C._set_deterministic_algorithms(enabled, warn_only=True)
     # With deterministic algorithms torch also fills every new tensor with NaN by default, a
     # debugging aid that costs a memory pass per allocation; no hipaug op reads memory it has
     # not written (the bit-identical resume tests would fail if one did).

@@ -16,17 +16,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import (
-    accuracy_score,
-    balanced_accuracy_score,
-    confusion_matrix,
-    f1_score,
-    matthews_corrcoef,
-    precision_score,
-    recall_score,
-    roc_auc_score,
-    roc_curve,
-)
 
 from hipaug.core.numbers import PERCENT_DECIMALS, mean_sd
 from hipaug.errors import HipaugError
@@ -100,6 +89,11 @@ def binary_metrics(y_true: Any, y_score: Any, threshold: float = 0.5) -> dict[st
     Precision and F1 with no positive prediction are 0, and MCC of a constant prediction is 0
     (scikit-learn's conventions, said in `note`); MCC lies in [-1, 1], the others in [0, 1].
     """
+    # scikit-learn is imported where it is used: it costs ~1.2 s, and most processes (a cached run, a
+    # notebook re-rendered from stored results) never score a model.
+    from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score,
+                                 matthews_corrcoef, precision_score, recall_score, roc_auc_score, roc_curve)
+
     yt, ys = _check_binary(y_true, y_score)
     yp = (ys >= threshold).astype(np.int64)
     tn, fp, fn, tp = (int(v) for v in confusion_matrix(yt, yp, labels=[0, 1]).ravel())
@@ -138,6 +132,8 @@ def binary_metrics(y_true: Any, y_score: Any, threshold: float = 0.5) -> dict[st
 
 def roc_points(y_true: Any, y_score: Any, drop_intermediate: bool = True) -> pd.DataFrame:
     """Return the ROC curve as a DataFrame(fpr, tpr, threshold) (sklearn `roc_curve`)."""
+    from sklearn.metrics import roc_curve
+
     yt, ys = _check_binary(y_true, y_score)
     if yt.min() == yt.max():
         raise EvaluationError("roc_points needs both classes in y_true; got only one")

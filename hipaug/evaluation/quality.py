@@ -17,9 +17,6 @@ import pandas as pd
 import torch
 from scipy import linalg
 from scipy.spatial.distance import pdist
-from sklearn.metrics import accuracy_score, pairwise_distances_chunked, recall_score
-from sklearn.model_selection import train_test_split
-from sklearn.neighbors import NearestNeighbors
 
 from hipaug.errors import ConfigError
 from hipaug.evaluation.metrics import EvaluationError, as_1d
@@ -112,6 +109,8 @@ def frechet_distance(feats_a: Any, feats_b: Any, eps: float = 1e-6) -> float:
 
 
 def _knn_radii(x: np.ndarray, k: int) -> np.ndarray:
+    from sklearn.neighbors import NearestNeighbors  # on use, as everywhere in this module (hipaug.evaluation.metrics)
+
     # k+1 neighbours: the first is the point itself (distance 0).
     nn_ = NearestNeighbors(n_neighbors=k + 1).fit(x)
     dist, _ = nn_.kneighbors(x)
@@ -119,6 +118,8 @@ def _knn_radii(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def _inside_manifold(queries: np.ndarray, support: np.ndarray, radii: np.ndarray, working_memory: int) -> np.ndarray:
+    from sklearn.metrics import pairwise_distances_chunked
+
     def reduce(chunk: np.ndarray, start: int) -> np.ndarray:
         return (chunk <= radii[None, :]).any(axis=1)
 
@@ -213,6 +214,8 @@ def real_vs_real_baseline(
 
     This is the floor a generator's score should be compared to; note each half has N/2 samples.
     """
+    from sklearn.model_selection import train_test_split
+
     f = _feats(feats, "feats", 4)
     strat = None if labels is None else as_1d(labels, "labels")
     if strat is not None and strat.shape[0] != f.shape[0]:
@@ -232,6 +235,8 @@ def gan_test_accuracy(
     Returns (overall accuracy, per-class accuracy Series; NaN for classes with no samples).
     High GAN-test alone can hide collapse: report diversity/recall beside it.
     """
+    from sklearn.metrics import accuracy_score, recall_score
+
     p = probs.detach().cpu().numpy() if isinstance(probs, torch.Tensor) else np.asarray(probs)
     lab = as_1d(intended_labels, "intended_labels").astype(np.int64)
     if p.ndim != 2 or p.shape[0] != lab.shape[0]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 
 import dask
 import torch
@@ -76,6 +77,19 @@ def visible_gpus() -> list[str]:
     return [g.strip() for g in env.split(",") if g.strip()] if env else [str(i) for i in range(torch.cuda.device_count())]
 
 
+def _refused_at_once(address: str) -> None:
+    """Raise ConnectionRefusedError when nothing listens at a tcp:// address (Dask would retry for its timeout)."""
+    host, sep, port = address.removeprefix("tcp://").rpartition(":")
+    if not address.startswith("tcp://") or not sep or not port.isdigit():
+        return  # another protocol, or no port: Dask's own connect decides
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=1.0).close()
+    except ConnectionRefusedError:
+        raise
+    except OSError:
+        return  # slow or filtered: leave it to Dask's timeout, a scheduler may still be starting
+
+
 class DaskExecutor:
     """Run grid tasks on Dask: `workers` local processes, a running scheduler, or `jobqueue` batch jobs."""
 
@@ -114,6 +128,7 @@ class DaskExecutor:
     def __enter__(self) -> "DaskExecutor":
         if self.scheduler:
             try:
+                _refused_at_once(self.scheduler)
                 self.client = Client(self.scheduler, timeout=self.timeout)
             except (OSError, TimeoutError, ValueError) as exc:
                 raise ConfigError(f"--scheduler {self.scheduler}: cannot reach the Dask scheduler "
