@@ -40,6 +40,7 @@ from hipaug.book import plots
 from hipaug.training.augment import AugmentConfig, classic_augment
 from hipaug.evaluation import METRICS, summarize
 from hipaug.book.notebook import data_summary, setup, show_figure
+from hipaug.core.numbers import rounded
 from hipaug.book.prose import comparison_table, describe_classic
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts,
@@ -115,7 +116,7 @@ show_figure(fig, "fig-classic-folds", pipe, metrics=", ".join(shown), conditions
 # ```
 
 # %%
-comparison_table(tests).round(3)
+rounded(comparison_table(tests), 3)
 
 # %%
 assert folds[list(METRICS)].drop(columns="auc").notna().all().all()

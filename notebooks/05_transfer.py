@@ -46,6 +46,7 @@ from hipaug.paper import paper_difference, paper_table8
 from hipaug.book import power
 from hipaug.pipeline import Pipeline
 from hipaug.pipeline.plan import SUSTAINED_TFLOPS
+from hipaug.core.numbers import rounded
 from hipaug.book.prose import comparison_table, describe_operating_point, describe_cv, describe_finetune, describe_power, describe_pretrain
 
 pipe = setup(profile, seed=seed, limb_dir=limb_dir, pelvic_dir=pelvic_dir, device=device, artifacts=artifacts,
@@ -170,7 +171,7 @@ folds[["condition", "repeat", "fold", "n_test", *METRICS]].round(3)
 # difference, least of all when it is smaller than the MDD.
 
 # %%
-comparison_table(tests).round(3)
+rounded(comparison_table(tests), 3)
 
 # %% tags=["remove-input"]
 Markdown(describe_power(tests))
@@ -208,7 +209,7 @@ Markdown(premise.describe_backbones(backbones) + "\n\n"
 # %% tags=["remove-input"]
 study, study_caption = premise.study(find_project(required=False), pipe.profile.name)
 display(Markdown(study_caption))
-study.round(2) if study is not None else None
+rounded(study, 2) if study is not None else None
 
 # %% [markdown]
 # ## Power: what this design could see

@@ -255,3 +255,12 @@ def test_a_figure_the_run_did_not_glue_leaves_the_page():
     hidden = [c.source for c in nb.cells if HIDDEN in c.metadata.get("tags", [])]
     assert any("{glue:figure} fig-beyond-boxes" in s for s in hidden)
     assert not any("{glue:figure} fig-beyond-cam\n" in s for s in hidden)
+
+
+def test_rounding_a_table_for_display_keeps_small_p_values():
+    table = pd.DataFrame({"p, paired t-test": [0.000154023, 0.34567], "difference (points)": [3.2567, -0.1449],
+                          "n pairs": [20, 20]})
+    shown = numbers.rounded(table, 3)
+    assert shown["p, paired t-test"].tolist() == [0.000154, 0.346]  # not 0.0
+    assert shown["difference (points)"].tolist() == [3.257, -0.145] and shown["n pairs"].tolist() == [20, 20]
+    assert table["p, paired t-test"].iloc[0] == 0.000154023  # the caller's table is left alone

@@ -353,10 +353,10 @@ def test_pretrained_of_a_condition_without_pre_training_is_one_line(tmp_path):
         pipe.pretrained("scratch")
 
 
-def _pinned_profile(tmp_path: Path) -> Path:
-    """The grid profile with every pre-training and fine-tuning run fixed at one torch thread (`num_threads`)."""
+def _pinned_profile(tmp_path: Path, sections: tuple[str, ...] = ("pretrain", "finetune")) -> Path:
+    """The grid profile with every run of `sections` (pre-training, fine-tuning) fixed at one torch thread."""
     text = Path(PROFILE).read_text()
-    for section in ("pretrain", "finetune"):
+    for section in sections:
         assert text.count(f"\n{section}:\n") == 1
         text = text.replace(f"\n{section}:\n", f"\n{section}:\n  num_threads: 1\n")
     path = tmp_path / "grid-pinned.yaml"
@@ -376,6 +376,17 @@ def test_auto_runs_the_folds_that_fix_their_threads_side_by_side_and_nothing_els
     assert executors.concurrency(pinned, "auto") == 1  # one core fits one worker: serial
     graph = tasks(pinned, targets(pinned))
     assert {t.node.step for t in graph if executors.pinned_threads(pinned, t)} == {"pretrain", "finetune"}
+
+
+def test_auto_stays_side_by_side_when_only_pre_training_fixes_its_threads(tmp_path, monkeypatch):
+    from hipaug.pipeline import executors
+
+    monkeypatch.setattr(executors, "_cores", lambda: 2)
+    only_pretrain = _pinned_profile(tmp_path, ("pretrain",))
+    assert Pipeline(only_pretrain, artifacts=tmp_path / "a", executor="auto").executor == "auto"
+    assert Pipeline("smoke", artifacts=tmp_path / "a", executor="auto").executor is None  # nothing fixes threads
+    monkeypatch.setattr(executors, "_cores", lambda: 1)
+    assert Pipeline(only_pretrain, artifacts=tmp_path / "a", executor="auto").executor is None
 
 
 @pytest.mark.slow

@@ -160,3 +160,26 @@ def test_stale_record_stays_stale_in_its_figure(tmp_path):
     # the same record with the current profile is not stale
     _write(tmp_path, "scaling_image_size", SIZE_ROWS, date="2026-02-01T00:00:00+00:00")
     assert "Stale" not in _figure_blocks(perfpage.render(tmp_path, out))["perf_scaling_image_size.png"]["caption"]
+
+
+def test_the_cold_builds_arithmetic_is_priced_at_the_measured_rates(tmp_path):
+    from hipaug.pipeline import Pipeline
+
+    total = Pipeline("default").plan(("results", "ablations"), workers=(1,)).total
+    bound = perfpage._cold_book_bound()
+    kernels = [{"kernel": "conv3x3 64->128 32px b64", "pass": "forward", "GFLOP/s": 9e9},  # not a training kernel
+               {"kernel": "conv3x3 128->128 8px b64 NHWC", "pass": "forward+backward", "GFLOP/s": 200.0},
+               {"kernel": "conv3x3 16->16 64px b64", "pass": "forward+backward", "GFLOP/s": 80.0}]
+    _write(tmp_path, "machine", kernels)
+    _write(tmp_path, "training", [{"model": "VGG-16", "loop": "hipaug", "GFLOP/s": 50.0}])
+    recs = perfpage.latest_records(tmp_path / "benchmarks" / "results")
+    text = "\n".join(perfpage.design_floor(recs))
+    needed = total / bound / 1e9
+    assert f"| {perfpage.number(total / 200e9 / 60)} " in text  # the fastest training kernel, in minutes
+    assert f"| {perfpage.number(total / 50e9 / 60)} " in text  # the loop's rate, in minutes
+    assert f"at {perfpage.number(needed)} GFLOP/s" in text and "128 channels" in text
+    assert "faster loops alone cannot meet the target" in text and "have 8 to 64" in text
+    _write(tmp_path, "training", [{"model": "VGG-16", "loop": "hipaug", "GFLOP/s": 2 * needed}])  # a loop fast enough
+    text = "\n".join(perfpage.design_floor(perfpage.latest_records(tmp_path / "benchmarks" / "results")))
+    assert "The loop already runs that fast" in text and "cannot meet" not in text
+    assert perfpage.design_floor({}) == []  # no machine record: no section

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -276,6 +277,61 @@ def figure_block(spec: FigureSpec, rec: dict, stale: str | None, out: Path) -> l
             ":width: 100%", "", caption, ":::", ""]
 
 
+def _cold_book_bound() -> float:
+    """The cold default book's bound in seconds, as `TARGETS` states it."""
+    return next(b for _, name, where, _, _, b in TARGETS if name == "book_default" and "cold" in where.get("cache", ""))
+
+
+def design_floor(recs: dict[str, dict], profile: str = "default") -> list[str]:
+    """Why faster loops alone cannot meet the cold-book target: the design's FLOPs at this machine's measured rates.
+
+    The FLOPs are the dry run's (`hipaug reproduce --dry-run --ablations`: every task a cold book builds). The
+    rates are the fastest training (forward+backward) kernel of the latest `machine` record, a floor no loop
+    beats, and hipaug's VGG-16 loop in the latest `training` record, what the loops reach.
+    """
+    from torch import nn
+
+    from hipaug.config import load_profile
+    from hipaug.models.vgg import VGG16
+    from hipaug.pipeline import Pipeline
+
+    kernels = [r for r in (recs.get("machine") or {}).get("rows", []) if r.get("pass") == "forward+backward"]
+    if not kernels:
+        return []
+    total, bound = Pipeline(profile).plan(("results", "ablations"), workers=(1,)).total, _cold_book_bound()
+    fast = max(kernels, key=lambda r: r["GFLOP/s"])
+    loop = next((r for r in (recs.get("training") or {}).get("rows", [])
+                 if r.get("model") == "VGG-16" and r.get("loop") == "hipaug"), None)
+    needed = total / bound / 1e9
+    rows = [{"rate": f"the fastest training kernel measured ({fast['kernel']})", "GFLOP/s": fast["GFLOP/s"],
+             "min": total / (fast["GFLOP/s"] * 1e9) / 60}]
+    if loop:
+        rows.append({"rate": f"hipaug's VGG-16 training loop (`training` record of {str(recs['training'].get('date'))[:10]})",
+                     "GFLOP/s": loop["GFLOP/s"], "min": total / (loop["GFLOP/s"] * 1e9) / 60})
+    rows.append({"rate": "needed to fit the target with nothing else running", "GFLOP/s": needed, "min": bound / 60})
+    arch = load_profile(profile).arch
+    convs = [m.out_channels for m in VGG16(2, 1, arch.width, arch.fc_width, 64, arch.batch_norm).modules()
+             if isinstance(m, nn.Conv2d)]
+    shape = re.search(r"(\d+)->(\d+)", fast["kernel"])  # "conv3x3 128->128 8px b64 NHWC"
+    wide = min(int(shape[1]), int(shape[2])) if shape else "?"
+    share = (f"{number(100 * needed / fast['GFLOP/s'])} % of the fastest kernel" if needed <= fast["GFLOP/s"]
+             else f"more than the fastest kernel ({number(needed / fast['GFLOP/s'])}x)")
+    return ["## The cold build's arithmetic", "",
+            f"A cold `make book` of the `{profile}` profile computes {number(total / 1e12)} TFLOP (the dry run's "
+            f"count: every task of the results and the ablations). To do that within the target of "
+            f"{number(bound / 60)} min, with the venv, the notebooks and the HTML taking no time at all, every FLOP "
+            f"would have to run at {number(needed)} GFLOP/s: {share} this machine was measured at"
+            + (f", and {number(needed / loop['GFLOP/s'])}x the rate hipaug's loop reaches" if loop else "")
+            + f". That kernel's layer has {wide} channels or "
+            f"more; this network's convolutions have {min(convs)} to {max(convs)}, and the narrower a layer, the "
+            "further it runs below the machine's best (the `training_width` figure). "
+            + ("So faster loops alone cannot meet the target; only a smaller design would (fewer replications, "
+               "fewer or shorter fine-tunings), at the cost of the power chapter 5 reports."
+               if loop is None or needed > loop["GFLOP/s"] else
+               "The loop already runs that fast: what remains is the work beside the arithmetic."),
+            "", _table(rows), ""]
+
+
 def paper_cost(root: Path) -> str:
     """Markdown of the `paper` profile's expected compute (the latest `paper_cost` record)."""
     rec = latest_records(root / "benchmarks" / "results").get("paper_cost")
@@ -319,7 +375,7 @@ def render(root: Path, out: Path | None = None) -> str:
         return "\n".join(page)
     page += ["## Targets", "",
              "The targets of the performance work on this 2-core CPU, against the latest records below "
-             "(the worst matching row of each).", "", _table(target_rows(recs)), ""]
+             "(the worst matching row of each).", "", _table(target_rows(recs)), "", *design_floor(recs)]
     current, specs = profile_hashes(), {f.benchmark: f for f in FIGURES}
     for name, rec in _ordered(recs):
         la = rec.get("loadavg") or []

@@ -78,6 +78,19 @@ def mean_sd(mean, sd, scale: float = 100, decimals: int = PERCENT_DECIMALS) -> s
     return f"{one(mean)} ± {one(sd)}"
 
 
+def rounded(table: pd.DataFrame, decimals: int) -> pd.DataFrame:
+    """Round a table's float columns to `decimals` for display; p values keep SIGNIFICANT digits instead.
+
+    Rounded to three decimals, a p value of 0.00015 reads 0; the book's rule then prints it as 1.54e-04.
+    """
+    out = table.copy()
+    for col in out.columns:
+        if pd.api.types.is_float_dtype(out[col]):
+            out[col] = out[col].map(lambda v: float(f"{v:.{SIGNIFICANT}g}")) if is_p_column(str(col)) \
+                else out[col].round(decimals)
+    return out
+
+
 def is_p_column(name: str) -> bool:
     """Whether a column's name says it holds p values ("p", "p_corrected", "p, paired t-test", "p value")."""
     n = str(name).strip().lower()

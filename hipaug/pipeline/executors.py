@@ -74,6 +74,11 @@ class AutoExecutor:
         SerialExecutor().run(run, [t for t in tasks if t.id in after and t.id not in pinned])
 
 
+def auto_workers(run: Run) -> int:
+    """The local workers `AutoExecutor` would start for `run`: by the most threads any of its steps fixes (1: serial)."""
+    return AutoExecutor.workers(max(filter(None, (step_threads(run, s) for s in run.table)), default=None))
+
+
 def concurrency(run: Run, executor, step: str = "finetune") -> int:
     """How many builds of `step` `executor` runs at once on this machine (1: one after another, or unknown)."""
     executor = check_executor(executor)

@@ -17,7 +17,7 @@ from hipaug.data import ImageDataset
 from hipaug.errors import ConfigError
 from hipaug.method.filter import FilterResult, Rule
 from hipaug.pipeline import steps as S
-from hipaug.pipeline.executors import check_executor, concurrency, resolve_executor
+from hipaug.pipeline.executors import auto_workers, check_executor, concurrency, resolve_executor
 from hipaug.pipeline.plan import PREDICT_WORKERS, Plan, plan, tasks
 from hipaug.pipeline.results import result
 from hipaug.pipeline.run import Run
@@ -36,9 +36,10 @@ class Pipeline:
                        steps=steps)
         # None or "serial": each node is built when first asked for; "dask", "dask:N", a scheduler
         # address or an executor object: everything a request needs is built by it first; "auto":
-        # the latter where it runs fine-tuning side by side on this machine, else the former.
+        # the latter where it runs the steps that fix their threads side by side on this machine
+        # (pre-training, fine-tuning), else the former.
         self.executor = check_executor(executor)
-        if self.executor == "auto" and concurrency(self.run, "auto") < 2:
+        if self.executor == "auto" and auto_workers(self.run) < 2:
             self.executor = None
         self.run.threads = getattr(self.executor, "threads", None)
 
