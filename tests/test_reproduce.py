@@ -99,3 +99,20 @@ def test_the_default_recipe_still_learns_from_a_small_folder():
         assert res.history["lr"].iloc[0] == pytest.approx(p.transfer.scratch_lr or p.finetune.lr)  # scratch's own rate
         assert m["auc"] >= GATES.min_auc, m
         assert min(m["sensitivity"], m["specificity"]) >= GATES.min_class_rate, m
+
+
+def test_data_caps_cut_folders_and_never_the_phantom(tmp_path, small_folders):
+    import yaml
+
+    from hipaug.config import PROFILE_DIR
+    from hipaug.pipeline import Pipeline
+
+    raw = yaml.safe_load((PROFILE_DIR / "smoke.yaml").read_text())
+    raw.update(name="smoke-capped", data={"limb_max_per_class": 4, "pelvic_max_per_class": 5})
+    path = tmp_path / "capped.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    folders = Pipeline(str(path), limb_dir=small_folders[0], pelvic_dir=small_folders[1], artifacts=tmp_path / "a")
+    assert set(folders.limb.class_counts().values()) == {4} and set(folders.pelvic.class_counts().values()) == {5}
+    phantom = Pipeline(str(path), artifacts=tmp_path / "a")
+    assert len(phantom.pelvic) == raw["phantom"]["pelvic_n"]
+    assert set(phantom.limb.class_counts().values()) == {raw["phantom"]["limb_per_class"]}

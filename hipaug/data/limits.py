@@ -18,7 +18,10 @@ from hipaug.errors import ConfigError
 
 @dataclass(frozen=True)
 class DataSpec:
-    """Caps on the images a run takes from each class of its data (None: every image)."""
+    """Caps on the images a run takes from each class of a folder of radiographs (None: every image).
+
+    A phantom set is drawn at the sizes of the profile's `phantom` section and is never cut.
+    """
 
     limb_max_per_class: int | None = None  # at most this many limb images per class, a seeded subsample (None: all)
     pelvic_max_per_class: int | None = None  # the same for the pelvic (hip) set

@@ -193,6 +193,8 @@ class Run:
         root = self._data_root("limb")
         ds = load_dataset(root, image_size=self.profile.image_size, min_classes=1)
         ds, small = drop_small_classes(ds, self.profile.data.limb_min_per_class)
+        if self.limb_dir is None:  # the phantom is drawn at the profile's sizes: the caps are for folders
+            return ds, small
         return cap_per_class(ds, self.profile.data.limb_max_per_class, self.sub_seed("limb-cap")), small
 
     @property
@@ -217,7 +219,8 @@ class Run:
 
         root = self._data_root("pelvic")
         ds = load_dataset(root, image_size=self.profile.image_size, min_classes=1)
-        ds = cap_per_class(ds, self.profile.data.pelvic_max_per_class, self.sub_seed("pelvic-cap"))
+        if self.pelvic_dir is not None:  # as for the limb set: a phantom set has the size its profile asks for
+            ds = cap_per_class(ds, self.profile.data.pelvic_max_per_class, self.sub_seed("pelvic-cap"))
         try:
             check_pelvic(ds, self.profile.transfer.positive_class)
         except DataError as exc:
