@@ -66,7 +66,10 @@ def _vgg_model(prof, num_classes: int):
 
 
 def _vgg_cfg(prof, epochs: int):
-    return dataclasses.replace(prof.pretrain, epochs=epochs, patience=None, val_fraction=0.0, device="cpu")
+    # The process's threads, as the plain loop has: the default profile pins its pre-training at one thread
+    # (two run side by side in the book), which made this loop a one-thread run against a two-thread one.
+    return dataclasses.replace(prof.pretrain, epochs=epochs, patience=None, val_fraction=0.0, device="cpu",
+                               num_threads=None)
 
 
 def worker(kind: str, pt: str, png: str, n: int, profile: str = "default", workers: int = 0,

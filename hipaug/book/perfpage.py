@@ -301,7 +301,7 @@ def design_floor(recs: dict[str, dict], profile: str = "default") -> list[str]:
     total, bound = Pipeline(profile).plan(("results", "ablations"), workers=(1,)).total, _cold_book_bound()
     fast = max(kernels, key=lambda r: r["GFLOP/s"])
     loop = next((r for r in (recs.get("training") or {}).get("rows", [])
-                 if r.get("model") == "VGG-16" and r.get("loop") == "hipaug"), None)
+                 if r.get("model") == "VGG-16" and r.get("loop") == "hipaug" and r.get("GFLOP/s")), None)
     needed = total / bound / 1e9
     rows = [{"rate": f"the fastest training kernel measured ({fast['kernel']})", "GFLOP/s": fast["GFLOP/s"],
              "min": total / (fast["GFLOP/s"] * 1e9) / 60}]
@@ -309,8 +309,8 @@ def design_floor(recs: dict[str, dict], profile: str = "default") -> list[str]:
         rows.append({"rate": f"hipaug's VGG-16 training loop (`training` record of {str(recs['training'].get('date'))[:10]})",
                      "GFLOP/s": loop["GFLOP/s"], "min": total / (loop["GFLOP/s"] * 1e9) / 60})
     rows.append({"rate": "needed to fit the target with nothing else running", "GFLOP/s": needed, "min": bound / 60})
-    arch = load_profile(profile).arch
-    convs = [m.out_channels for m in VGG16(2, 1, arch.width, arch.fc_width, 64, arch.batch_norm).modules()
+    prof = load_profile(profile)
+    convs = [m.out_channels for m in VGG16(2, 1, prof.arch.width, prof.arch.fc_width, prof.image_size).modules()
              if isinstance(m, nn.Conv2d)]
     shape = re.search(r"(\d+)->(\d+)", fast["kernel"])  # "conv3x3 128->128 8px b64 NHWC"
     wide = min(int(shape[1]), int(shape[2])) if shape else "?"
