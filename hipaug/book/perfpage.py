@@ -289,10 +289,8 @@ def design_floor(recs: dict[str, dict], profile: str = "default") -> list[str]:
     rates are the fastest training (forward+backward) kernel of the latest `machine` record, a floor no loop
     beats, and hipaug's VGG-16 loop in the latest `training` record, what the loops reach.
     """
-    from torch import nn
-
     from hipaug.config import load_profile
-    from hipaug.models.vgg import VGG16
+    from hipaug.models.vgg import CFG_D, scaled_channels
     from hipaug.pipeline import Pipeline
 
     kernels = [r for r in (recs.get("machine") or {}).get("rows", []) if r.get("pass") == "forward+backward"]
@@ -309,9 +307,8 @@ def design_floor(recs: dict[str, dict], profile: str = "default") -> list[str]:
         rows.append({"rate": f"hipaug's VGG-16 training loop (`training` record of {str(recs['training'].get('date'))[:10]})",
                      "GFLOP/s": loop["GFLOP/s"], "min": total / (loop["GFLOP/s"] * 1e9) / 60})
     rows.append({"rate": "needed to fit the target with nothing else running", "GFLOP/s": needed, "min": bound / 60})
-    prof = load_profile(profile)
-    convs = [m.out_channels for m in VGG16(2, 1, prof.arch.width, prof.arch.fc_width, prof.image_size).modules()
-             if isinstance(m, nn.Conv2d)]
+    width = load_profile(profile).arch.width
+    convs = [scaled_channels(c, width) for c in CFG_D if c != "M"]
     shape = re.search(r"(\d+)->(\d+)", fast["kernel"])  # "conv3x3 128->128 8px b64 NHWC"
     wide = min(int(shape[1]), int(shape[2])) if shape else "?"
     share = (f"{number(100 * needed / fast['GFLOP/s'])} % of the fastest kernel" if needed <= fast["GFLOP/s"]
