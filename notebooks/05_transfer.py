@@ -40,7 +40,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from hipaug.book import plots
-from hipaug.evaluation import METRICS, PAPER_METRICS, curve_column, format_mean_sd, training_stability
+from hipaug.evaluation import METRICS, PAPER_METRICS, format_mean_sd, training_stability
 from hipaug.book.notebook import data_summary, setup, show_figure
 from hipaug.paper import paper_difference, paper_table8
 from hipaug.book import power
@@ -94,7 +94,7 @@ learned.round(3)
 history = table8["history"]
 fig = plots.finetune_curves(history, conditions)
 show_figure(fig, "fig-transfer-finetune", pipe, runs=len(history.groupby(["condition", "repeat", "fold"])),
-            conditions=len(set(history["condition"])), what="".join(curve_column(history)[1:]))
+            conditions=len(set(history["condition"])), what="".join(plots.curve_words(history)))
 
 # %% [markdown]
 # ```{glue:figure} fig-transfer-finetune

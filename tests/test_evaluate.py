@@ -561,10 +561,12 @@ def test_training_stability_reads_training_accuracy_when_nothing_was_validated()
     epochs = np.arange(1, 7)
     base = {"condition": "a", "repeat": 0, "fold": 0, "epoch": epochs}
     validated = pd.DataFrame({**base, "val_acc": [0.5, 0.6, 0.7, 0.7, 0.9, 0.7], "train_acc": np.linspace(0.5, 1.0, 6)})
-    assert ev.curve_column(validated)[0] == "val_acc"
+    from hipaug.book.plots import curve_words
+
+    assert ev.curve_column(validated) == "val_acc"
     assert ev.training_stability(validated).loc["a", "max_jump"] == pytest.approx(0.2)
     blind = validated.assign(val_acc=np.nan, train_acc=[0.5, 0.6, 0.7, 0.8, 0.75, 0.95])
-    col, label, caption = ev.curve_column(blind)
+    col, (label, caption) = ev.curve_column(blind), curve_words(blind)
     assert (col, label) == ("train_acc", "training accuracy") and "no images were held out" in caption
-    assert ev.curve_column(validated)[2] == ""
+    assert curve_words(validated)[1] == ""
     assert ev.training_stability(blind).loc["a", "max_jump"] == pytest.approx(0.2)

@@ -301,9 +301,20 @@ def ablation_plot(df: pd.DataFrame, x: str, metric: str, hue: str | None = None,
     return fig
 
 
+# What each `curve_column` is called on an axis, and what a caption adds about it.
+CURVES = {"val_acc": ("validation accuracy", ""),
+          "train_acc": ("training accuracy", " on each epoch's augmented batches (no images were held out for validation)")}
+
+
+def curve_words(history: pd.DataFrame) -> tuple[str, str]:
+    """(axis name, caption addendum) of the accuracy the fine-tuning curves of `history` show."""
+    return CURVES[curve_column(history)]
+
+
 def finetune_curves(history: pd.DataFrame, conditions):
     """Accuracy per fine-tuning epoch (`curve_column`), one thin line per fold and repeat, a panel per condition."""
-    col, label, _ = curve_column(history)
+    col = curve_column(history)
+    label = CURVES[col][0]
     conditions = [c for c in conditions if c in set(history["condition"])]
     fig, axes = plt.subplots(1, len(conditions), figsize=(2.6 * len(conditions), 2.6), sharey=True, squeeze=False)
     for ax, cond in zip(axes[0], conditions):

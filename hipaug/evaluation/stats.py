@@ -289,11 +289,9 @@ def paired_tests(
     return df
 
 
-def curve_column(history: pd.DataFrame) -> tuple[str, str, str]:
-    """Accuracy a history shows per epoch: (column, name, caption addendum); validation accuracy when there was one."""
-    if "val_acc" in history.columns and history["val_acc"].notna().any():
-        return "val_acc", "validation accuracy", ""
-    return "train_acc", "training accuracy", " on each epoch's augmented batches (no images were held out for validation)"
+def curve_column(history: pd.DataFrame) -> str:
+    """The accuracy column a history shows per epoch: `val_acc` when there was a validation split, else `train_acc`."""
+    return "val_acc" if "val_acc" in history.columns and history["val_acc"].notna().any() else "train_acc"
 
 
 def training_stability(history: pd.DataFrame, by: str = "condition") -> pd.DataFrame:
@@ -303,7 +301,7 @@ def training_stability(history: pd.DataFrame, by: str = "condition") -> pd.DataF
     tens of points. Runs are told apart by `repeat` and `fold` when present. Without a validation
     split it is the training accuracy (on the augmented batches of the epoch).
     """
-    col = curve_column(history)[0]
+    col = curve_column(history)
     check_columns(history, [by, "epoch", col], "history")
     runs = [k for k in ("repeat", "fold") if k in history.columns]
     rows = []
